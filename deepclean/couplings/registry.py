@@ -1,0 +1,194 @@
+"""Data types and resolution logic of the couplings registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COUPLINGS_FILE_ENV = "DEEPCLEAN_COUPLINGS"
+
+
+class CouplingError(ValueError):
+    """A subtraction problem or coupling is unknown or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """Noise coupling of one interferometer in one frequency band.
+
+    Args:
+        freq_low: Lower edge of the band in Hz.
+        freq_high: Upper edge of the band in Hz.
+        witnesses: Witness channel names without the ``IFO:`` prefix.
+    """
+
+    freq_low: float
+    freq_high: float
+    witnesses: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.freq_low < self.freq_high:
+            raise CouplingError(
+                f"band {self.freq_low}-{self.freq_high} Hz is invalid: "
+                "freq_low must be >= 0 and below freq_high"
+            )
+        if not self.witnesses:
+            raise CouplingError(
+                f"band {self.freq_low}-{self.freq_high} Hz has no witnesses"
+            )
+        for name in self.witnesses:
+            if ":" in name:
+                raise CouplingError(
+                    f"witness {name!r} carries an IFO prefix; list witnesses "
+                    "without it, the registry adds the chosen IFO"
+                )
+
+    @property
+    def band(self) -> tuple[float, float]:
+        return (self.freq_low, self.freq_high)
+
+
+@dataclass(frozen=True)
+class SubtractionProblem:
+    """A named noise problem with one :class:`Coupling` per IFO."""
+
+    name: str
+    description: str
+    couplings: Mapping[str, Coupling] = field(default_factory=dict)
+
+    def for_ifo(self, ifo: str) -> Coupling:
+        try:
+            return self.couplings[ifo]
+        except KeyError:
+            valid = ", ".join(sorted(self.couplings)) or "none"
+            raise CouplingError(
+                f"problem {self.name!r} has no coupling for IFO {ifo!r}; "
+                f"it is defined for: {valid}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Bands and channels of one or more problems for one IFO.
+
+    Attributes:
+        ifo: Interferometer prefix, e.g. ``"H1"``.
+        problems: Names of the combined problems.
+        bands: Non-overlapping ``(freq_low, freq_high)`` pairs in Hz, sorted
+            by frequency.
+        witnesses: Full channel names (``"H1:..."``), de-duplicated and
+            sorted, which fixes the channel order a model is trained with.
+    """
+
+    ifo: str
+    problems: tuple[str, ...]
+    bands: tuple[tuple[float, float], ...]
+    witnesses: tuple[str, ...]
+
+
+class Registry:
+    """A collection of :class:`SubtractionProblem` objects by name."""
+
+    def __init__(self, problems: Iterable[SubtractionProblem] = ()) -> None:
+        self._problems: dict[str, SubtractionProblem] = {}
+        for problem in problems:
+            self.register(problem)
+
+    def register(self, problem: SubtractionProblem) -> None:
+        if problem.name in self._problems:
+            raise CouplingError(
+                f"problem {problem.name!r} is defined twice; rename one"
+            )
+        self._problems[problem.name] = problem
+
+    def names(self) -> list[str]:
+        return sorted(self._problems)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._problems
+
+    def __getitem__(self, name: str) -> SubtractionProblem:
+        try:
+            return self._problems[name]
+        except KeyError:
+            raise CouplingError(
+                f"unknown subtraction problem {name!r}; valid problems are: "
+                f"{', '.join(self.names())}. Define new ones in a coupling "
+                f"file (see deepclean.couplings.files) named by "
+                f"${COUPLINGS_FILE_ENV} or `couplings_file` in luigi.cfg"
+            ) from None
+
+    def ifos(self) -> list[str]:
+        return sorted({i for p in self._problems.values() for i in p.couplings})
+
+    def resolve(self, ifo: str, problems: Sequence[str]) -> Resolved:
+        """Combine ``problems`` for ``ifo`` into bands and channels.
+
+        Raises:
+            CouplingError: for unknown problems or IFOs, an empty problem
+                list, or bands that overlap.
+        """
+        names = [p.strip() for p in problems if p.strip()]
+        if not names:
+            raise CouplingError(
+                "no subtraction problem chosen; pick one or more of: "
+                f"{', '.join(self.names())}"
+            )
+        if ifo not in self.ifos():
+            raise CouplingError(
+                f"unknown IFO {ifo!r}; the registry knows: "
+                f"{', '.join(self.ifos())}"
+            )
+        names = list(dict.fromkeys(names))
+        couplings = {name: self[name].for_ifo(ifo) for name in names}
+        ordered = sorted(couplings.items(), key=lambda item: item[1].band)
+        for (name_a, a), (name_b, b) in zip(ordered, ordered[1:]):
+            if b.freq_low < a.freq_high:
+                raise CouplingError(
+                    f"bands of {name_a!r} ({a.freq_low}-{a.freq_high} Hz) "
+                    f"and {name_b!r} ({b.freq_low}-{b.freq_high} Hz) overlap "
+                    f"for {ifo}; merge them into one problem"
+                )
+        witnesses = sorted(
+            {f"{ifo}:{w}" for c in couplings.values() for w in c.witnesses}
+        )
+        return Resolved(
+            ifo=ifo,
+            problems=tuple(name for name, _ in ordered),
+            bands=tuple(c.band for _, c in ordered),
+            witnesses=tuple(witnesses),
+        )
+
+
+def default_registry(
+    couplings_file: str | os.PathLike | None = None,
+) -> Registry:
+    """The built-in problems plus those of a coupling file.
+
+    Args:
+        couplings_file: Path of a coupling file. Defaults to the value of
+            ``$DEEPCLEAN_COUPLINGS`` when set; an empty value means none.
+    """
+    from deepclean.couplings.builtin import BUILTIN_PROBLEMS
+    from deepclean.couplings.files import read_couplings_file
+
+    registry = Registry(BUILTIN_PROBLEMS)
+    if couplings_file is None:
+        couplings_file = os.environ.get(COUPLINGS_FILE_ENV) or None
+    if couplings_file:
+        for problem in read_couplings_file(Path(couplings_file)):
+            registry.register(problem)
+    return registry
+
+
+def resolve(
+    ifo: str,
+    problems: Sequence[str] | str,
+    couplings_file: str | os.PathLike | None = None,
+) -> Resolved:
+    """Resolve problems (a sequence or a comma list) for one IFO."""
+    if isinstance(problems, str):
+        problems = problems.split(",")
+    return default_registry(couplings_file).resolve(ifo, problems)

@@ -1,0 +1,172 @@
+"""The base class of every DeepClean task.
+
+A task is thin: parameters, ``requires``, ``output`` and :meth:`command`,
+the argument list of a project's command line. :meth:`run` executes that
+command in the local environment, or, with ``--image``, law re-runs the task
+inside the project's Apptainer image (:mod:`deepclean.sandbox`) where the
+same ``run`` executes it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+import law
+import law.sandbox.base
+import luigi
+
+from deepclean.config import PathParameter, shared
+from deepclean.process import project_executable, run_command
+from deepclean.sandbox import (
+    REPO_ROOT,
+    ApptainerSandbox,
+    ContainerError,
+    forwarded_variables,
+)
+
+# variables every task forwards into its container
+BASE_FORWARDED = ("DEEPCLEAN_*",)
+# data access: Kerberos, X509 / SciTokens, datafind, NDS2, segment database
+DATA_FORWARDED = (
+    "KRB5CCNAME",
+    "KRB5_CONFIG",
+    "X509_USER_PROXY",
+    "X509_USER_CERT",
+    "X509_USER_KEY",
+    "X509_CERT_DIR",
+    "BEARER_TOKEN",
+    "BEARER_TOKEN_FILE",
+    "SCITOKEN_FILE",
+    "GWDATAFIND_SERVER",
+    "LIGO_DATAFIND_SERVER",
+    "NDSSERVER",
+    "DEFAULT_SEGMENT_SERVER",
+)
+# credential variables naming files that must be visible in the container
+CREDENTIAL_FILES = (
+    "KRB5CCNAME",
+    "X509_USER_PROXY",
+    "X509_USER_CERT",
+    "X509_USER_KEY",
+    "BEARER_TOKEN_FILE",
+    "SCITOKEN_FILE",
+)
+
+
+def in_sandbox() -> bool:
+    """Whether this process already runs inside a task's sandbox."""
+    return law.sandbox.base._sandbox_switched
+
+
+class DeepCleanTask(law.SandboxTask):
+    """Runs a project command locally or in the project's image.
+
+    Subclasses set :attr:`project` (the folder under ``projects/``) and
+    implement :meth:`command`; they extend :attr:`forwarded` with the
+    variables their command needs and :meth:`bind_paths` with the paths it
+    reads and writes.
+    """
+
+    image = luigi.Parameter(
+        default="",
+        description="Apptainer image to run in; relative names resolve "
+        "against container_root. Empty: run in the local environment",
+    )
+    gpus = luigi.Parameter(
+        default="",
+        significant=False,
+        description="comma list of GPU ids exposed as CUDA_VISIBLE_DEVICES",
+    )
+    dev = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        description="bind the local checkout over the image's copy so code "
+        "edits apply without rebuilding the image",
+    )
+    container_root = shared(
+        "container_root",
+        PathParameter,
+        default=os.environ.get("DEEPCLEAN_CONTAINER_ROOT", ""),
+        significant=False,
+        description="folder holding the project images",
+    )
+
+    allow_empty_sandbox = True
+    exclude_params_req = {"image"}
+    project: ClassVar[str] = ""
+    forwarded: ClassVar[tuple[str, ...]] = BASE_FORWARDED
+
+    @property
+    def image_path(self) -> str:
+        """Absolute path of the image; raises if it does not exist."""
+        path = self.image
+        if not os.path.isabs(path):
+            if not self.container_root:
+                raise ContainerError(
+                    f"image {path!r} is relative but no container root is "
+                    "set: give an absolute path, set container_root in the "
+                    "[deepclean] section of luigi.cfg, or export "
+                    "DEEPCLEAN_CONTAINER_ROOT"
+                )
+            path = os.path.join(self.container_root, path)
+        if not os.path.isfile(path) and not os.path.isdir(path):
+            definition = REPO_ROOT / "projects" / self.project / "apptainer.def"
+            raise ContainerError(
+                f"image {path} does not exist; build it with\n"
+                f"  apptainer build {path} {definition}"
+            )
+        return path
+
+    @property
+    def sandbox(self) -> str:
+        if not self.image or in_sandbox():
+            return law.NO_STR
+        return f"{ApptainerSandbox.sandbox_type}::{self.image_path}"
+
+    def sandbox_env(self, env: dict[str, str]) -> dict[str, str]:
+        forwarded = forwarded_variables(os.environ, self.forwarded)
+        if self.gpus:
+            forwarded["CUDA_VISIBLE_DEVICES"] = self.gpus
+        return forwarded
+
+    def bind_paths(self) -> list[str]:
+        """Host paths the command uses, bound at the same path if they exist.
+
+        Includes the files named by forwarded credential variables and the
+        ``binds`` of the ``[deepclean]`` section (e.g. ``/cvmfs``).
+        """
+        forwarded = forwarded_variables(os.environ, self.forwarded)
+        paths = [
+            forwarded[name].removeprefix("FILE:")
+            for name in CREDENTIAL_FILES
+            if name in forwarded
+        ]
+        paths.extend(extra_binds())
+        return paths
+
+    def command(self) -> list[str]:
+        """Argument list of the project command this task runs."""
+        raise NotImplementedError
+
+    def log_file(self) -> str | None:
+        """File the command's output is appended to, if any."""
+        return None
+
+    def run(self) -> None:
+        for output in law.util.flatten(self.output()):
+            output.parent.touch()
+        run_command(self.command(), log_file=self.log_file())
+
+    @staticmethod
+    def executable(name: str) -> str:
+        return project_executable(name)
+
+
+
+def extra_binds() -> list[str]:
+    """Comma list ``binds`` of the ``[deepclean]`` config section."""
+    value = luigi.configuration.get_config().get(
+        "deepclean", "binds", fallback=""
+    )
+    return [p.strip() for p in value.split(",") if p.strip()]

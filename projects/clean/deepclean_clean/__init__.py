@@ -1,0 +1,1 @@
+"""DeepClean offline cleaning and evaluation."""

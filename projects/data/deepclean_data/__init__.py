@@ -1,0 +1,1 @@
+"""DeepClean data: simulated detector, LIGO fetching, frame replay."""

@@ -1,0 +1,1 @@
+"""DeepClean training with Lightning."""

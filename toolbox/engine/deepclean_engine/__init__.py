@@ -1,0 +1,1 @@
+"""DeepClean cleaning engine and signal-processing modules."""

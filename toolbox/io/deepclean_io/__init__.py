@@ -1,0 +1,1 @@
+"""DeepClean file formats: gwpy HDF5 and GWF frames."""

@@ -8,10 +8,13 @@ export UV_COMPILE_BYTECODE := 1
 
 .PHONY: uv sync run test lint index clean-run benchmarks
 
+# uv from pip: into the active environment, else the user site (with PEP 668
+# refusing both on a Debian system Python, past its marker)
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
-	  || $(PYTHON) -m pip install --user --quiet uv \
-	  || $(PYTHON) -m pip install --user --quiet --break-system-packages uv
+	  || $(PYTHON) -m pip install --quiet uv 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet --user uv 2>/dev/null \
+	  || $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
 sync: uv
 	$(UV) sync --frozen --all-packages

@@ -105,9 +105,7 @@ class ApptainerSandbox(SingularitySandbox):
         law_cfg = law.config.Config.instance().config_file
         if law_cfg:
             files["LAW_CONFIG_FILE"] = os.path.abspath(law_cfg)
-        for path in luigi.configuration.LuigiConfigParser._config_paths[
-            ::-1
-        ]:
+        for path in luigi.configuration.LuigiConfigParser._config_paths[::-1]:
             if os.path.exists(path):
                 files["LUIGI_CONFIG_PATH"] = os.path.abspath(path)
                 break
@@ -127,8 +125,7 @@ class ApptainerSandbox(SingularitySandbox):
                 if os.path.exists(path):
                     binds.setdefault(str(path), str(path))
         return [
-            f"{src}:{dst}" if dst != src else src
-            for src, dst in binds.items()
+            f"{src}:{dst}" if dst != src else src for src, dst in binds.items()
         ]
 
     def cmd(self, proxy_cmd) -> str:

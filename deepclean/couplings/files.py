@@ -52,8 +52,7 @@ def read_couplings_file(path: Path) -> list[SubtractionProblem]:
         match = _SECTION.match(section)
         if match is None:
             raise CouplingError(
-                f"{path}: section [{section}] must be named "
-                "[problem NAME]"
+                f"{path}: section [{section}] must be named [problem NAME]"
             )
         problems.append(
             _read_problem(path, section, match["name"], parser[section])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 COUPLINGS_FILE_ENV = "DEEPCLEAN_COUPLINGS"
@@ -121,7 +122,9 @@ class Registry:
             ) from None
 
     def ifos(self) -> list[str]:
-        return sorted({i for p in self._problems.values() for i in p.couplings})
+        return sorted(
+            {i for p in self._problems.values() for i in p.couplings}
+        )
 
     def resolve(self, ifo: str, problems: Sequence[str]) -> Resolved:
         """Combine ``problems`` for ``ifo`` into bands and channels.
@@ -144,7 +147,7 @@ class Registry:
         names = list(dict.fromkeys(names))
         couplings = {name: self[name].for_ifo(ifo) for name in names}
         ordered = sorted(couplings.items(), key=lambda item: item[1].band)
-        for (name_a, a), (name_b, b) in zip(ordered, ordered[1:]):
+        for (name_a, a), (name_b, b) in pairwise(ordered):
             if b.freq_low < a.freq_high:
                 raise CouplingError(
                     f"bands of {name_a!r} ({a.freq_low}-{a.freq_high} Hz) "

@@ -111,7 +111,9 @@ class DeepCleanTask(law.SandboxTask):
                 )
             path = os.path.join(self.container_root, path)
         if not os.path.isfile(path) and not os.path.isdir(path):
-            definition = REPO_ROOT / "projects" / self.project / "apptainer.def"
+            definition = (
+                REPO_ROOT / "projects" / self.project / "apptainer.def"
+            )
             raise ContainerError(
                 f"image {path} does not exist; build it with\n"
                 f"  apptainer build {path} {definition}"
@@ -153,15 +155,21 @@ class DeepCleanTask(law.SandboxTask):
         """File the command's output is appended to, if any."""
         return None
 
-    def run(self) -> None:
+    def make_output_dirs(self) -> None:
         for output in law.util.flatten(self.output()):
             output.parent.touch()
+
+    def sandbox_pre_run(self) -> None:
+        # folders must exist on the host before they can be bound
+        self.make_output_dirs()
+
+    def run(self) -> None:
+        self.make_output_dirs()
         run_command(self.command(), log_file=self.log_file())
 
     @staticmethod
     def executable(name: str) -> str:
         return project_executable(name)
-
 
 
 def extra_binds() -> list[str]:

@@ -34,9 +34,7 @@ def _registry():
     witnesses = ("PEM-A", "PEM-B")
     return Registry(
         [
-            SubtractionProblem(
-                "low", "", {"H1": Coupling(10, 13, witnesses)}
-            ),
+            SubtractionProblem("low", "", {"H1": Coupling(10, 13, witnesses)}),
             SubtractionProblem(
                 "high", "", {"H1": Coupling(55, 65, ("PEM-C", "PEM-A"))}
             ),
@@ -79,7 +77,9 @@ class TestResolve:
             Registry(
                 [
                     default_registry()["60Hz"],
-                    SubtractionProblem("k", "", {"K1": Coupling(1, 2, ("X",))}),
+                    SubtractionProblem(
+                        "k", "", {"K1": Coupling(1, 2, ("X",))}
+                    ),
                 ]
             ).resolve("K1", ["60Hz"])
 

@@ -75,13 +75,13 @@ class TestImage:
             out_dir=str(tmp_path), image="data.sif", container_root=""
         )
         with pytest.raises(ContainerError, match="DEEPCLEAN_CONTAINER_ROOT"):
-            task.image_path
+            _ = task.image_path
 
     def test_missing_image_names_build_command(self, tmp_path):
         missing = tmp_path / "nope.sif"
         task = SandboxProbe(out_dir=str(tmp_path), image=str(missing))
         with pytest.raises(ContainerError) as err:
-            task.image_path
+            _ = task.image_path
         definition = REPO_ROOT / "projects" / "data" / "apptainer.def"
         assert f"apptainer build {missing} {definition}" in str(err.value)
 

@@ -1,1 +1,49 @@
-"""DeepClean cleaning engine and signal-processing modules."""
+"""DeepClean cleaning engine and signal-processing modules.
+
+One engine turns a noise model's predictions into cleaned strain for
+training validation, offline cleaning and online cleaning alike.
+"""
+
+from deepclean_engine.config import CleaningConfig
+from deepclean_engine.engine import (
+    CleanedSegment,
+    CleaningEngine,
+    FrameCleaner,
+    NoiseModel,
+)
+from deepclean_engine.filters import (
+    BandpassFilter,
+    bandpass_settling_time,
+    butterworth_sos,
+    validate_bands,
+)
+from deepclean_engine.scalers import ChannelStandardScaler, StrainScaler
+from deepclean_engine.spectral import (
+    ASDRatioLoss,
+    SpectralDensity,
+    asd_ratio,
+    in_band_mask,
+    median_bias,
+)
+from deepclean_engine.stitching import overlap_add, stitch_window
+
+__all__ = [
+    "ASDRatioLoss",
+    "BandpassFilter",
+    "ChannelStandardScaler",
+    "CleanedSegment",
+    "CleaningConfig",
+    "CleaningEngine",
+    "FrameCleaner",
+    "NoiseModel",
+    "SpectralDensity",
+    "StrainScaler",
+    "asd_ratio",
+    "bandpass_settling_time",
+    "butterworth_sos",
+    "in_band_mask",
+    "median_bias",
+    "overlap_add",
+    "stitch_window",
+    "validate_bands",
+]

@@ -18,6 +18,13 @@ import numpy as np
 
 GWF_BACKEND = "lalframe"
 
+LLHOFT_TAG = "llhoft"
+"""Frame type of low-latency strain frames (strain + state vector)."""
+LLDETCHAR_TAG = "lldetchar"
+"""Frame type of low-latency auxiliary (witness) frames."""
+ANALYSIS_READY_BITS = 0b11
+"""State-vector bits 0 and 1: data calibrated and analysis-ready."""
+
 _FRAME_NAME = re.compile(
     r"^(?P<obs>[A-Z])-(?P<ifo>[A-Z][0-9])_(?P<tag>\w+)"
     r"-(?P<gps>\d+)-(?P<duration>\d+)\.gwf$"
@@ -71,6 +78,15 @@ def frame_name(
     gps = _whole_seconds(gps, "gps")
     duration = _whole_seconds(duration, "duration")
     return Path(directory) / f"{ifo[0]}-{ifo}_{tag}-{gps}-{duration}.gwf"
+
+
+def state_vector_channel(ifo: str) -> str:
+    """Name of the calibration state vector of ``ifo`` (e.g. ``"H1"``).
+
+    Data are analysis-ready where ``(value & ANALYSIS_READY_BITS) ==
+    ANALYSIS_READY_BITS``.
+    """
+    return f"{ifo}:GDS-CALIB_STATE_VECTOR"
 
 
 def parse_frame_name(path: str | Path) -> FrameName:

@@ -1,0 +1,157 @@
+"""Throughput of the cleaning engine alone (no I/O), on CPU by default.
+
+Stand-in model of the reference DeepClean size (REFERENCE.md 4: 21
+witnesses, Conv1d autoencoder with 4 stride-2 down and 4 transposed up
+blocks, BatchNorm + ReLU, ~42.5k parameters) at 4096 Hz with 1 s kernels
+every 0.5 s. Prints seconds of data cleaned per wall-clock second for the
+offline path (whole span) and the streaming path (1 s frames), plus the
+model's forward pass alone for comparison.
+
+Usage: python benchmarks/engine.py [--duration 256] [--threads 2]
+       [--batch-size 64] [--device cpu]
+"""
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from deepclean_engine import CleaningConfig, CleaningEngine
+
+NUM_WITNESSES = 21
+GPS_START = 1_000_000_000
+
+
+def conv_block(
+    channels_in: int, channels_out: int, transpose: bool
+) -> list[torch.nn.Module]:
+    if transpose:
+        conv = torch.nn.ConvTranspose1d(
+            channels_in, channels_out, 7, stride=2, padding=3, output_padding=1
+        )
+    else:
+        conv = torch.nn.Conv1d(
+            channels_in, channels_out, 7, stride=2, padding=3
+        )
+    return [conv, torch.nn.BatchNorm1d(channels_out), torch.nn.ReLU()]
+
+
+class ReferenceSizeModel(torch.nn.Module):
+    """Autoencoder of the reference size, output in strain units."""
+
+    def __init__(self, num_channels: int, strain_scale: float) -> None:
+        super().__init__()
+        down = [num_channels, 8, 16, 32, 64]
+        up = [64, 32, 16, 8, 1]
+        layers: list[torch.nn.Module] = [
+            torch.nn.Conv1d(num_channels, num_channels, 7, padding=3),
+            torch.nn.BatchNorm1d(num_channels),
+            torch.nn.ReLU(),
+        ]
+        for channels_in, channels_out in zip(down, down[1:], strict=False):
+            layers += conv_block(channels_in, channels_out, transpose=False)
+        for channels_in, channels_out in zip(up, up[1:], strict=False):
+            layers += conv_block(channels_in, channels_out, transpose=True)
+        layers.append(torch.nn.Conv1d(1, 1, 7, padding=3))
+        self.layers = torch.nn.Sequential(*layers)
+        self.strain_scale = strain_scale
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """(batch, channels, time) witnesses -> (batch, time) strain."""
+        return self.strain_scale * self.layers(witnesses)[:, 0]
+
+
+def timed(function: Callable[[], object], repeats: int) -> float:
+    """Best wall time of ``repeats`` calls, seconds.
+
+    Also prints the process CPU time of that call: far below ``threads x
+    wall`` means other processes competed for the cores.
+    """
+    best, best_cpu = float("inf"), 0.0
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        function()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+        if wall < best:
+            best, best_cpu = wall, time.process_time() - start_cpu
+    print(f"  (wall {best:.3f} s, process CPU {best_cpu:.3f} s)")
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=256.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    config = CleaningConfig()
+    model = ReferenceSizeModel(NUM_WITNESSES, 1e-21).to(device).eval()
+    parameters = sum(p.numel() for p in model.parameters())
+    size = int(args.duration * config.sample_rate)
+    strain = 1e-21 * torch.randn(size, dtype=torch.float64, device=device)
+    witnesses = torch.randn(NUM_WITNESSES, size, device=device)
+    engine = CleaningEngine(model, config, args.batch_size, device)
+    print(
+        f"device {device}, {args.threads} threads, model {parameters} "
+        f"parameters, {args.duration:g} s span, batch {args.batch_size}, "
+        f"filter_pad {config.filter_pad:.3f} s"
+    )
+
+    segment = engine.clean(strain, witnesses, GPS_START)
+    offline = timed(
+        lambda: engine.clean(strain, witnesses, GPS_START), args.repeats
+    )
+    print(
+        f"offline clean: {segment.duration:g} s cleaned in {offline:.3f} s "
+        f"= {segment.duration / offline:,.0f} s/s "
+        f"({args.duration / offline:,.0f} s of input per s)"
+    )
+
+    num_windows = int((args.duration - 1) * config.inference_sampling_rate)
+    batch = (
+        witnesses[:, : config.kernel_size]
+        .expand(args.batch_size, -1, -1)
+        .contiguous()
+    )
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            for _ in range(0, num_windows, args.batch_size):
+                model(batch)
+
+    forward = timed(forward_only, args.repeats)
+    print(
+        f"model forward alone: {num_windows} windows in {forward:.3f} s "
+        f"= {args.duration / forward:,.0f} s of data per s"
+    )
+
+    frame = config.frame_size
+    seconds = min(int(args.duration), 64)
+
+    def stream() -> None:
+        cleaner = engine.stream()
+        for second in range(seconds):
+            cleaner.push(
+                strain[second * frame : (second + 1) * frame],
+                witnesses[:, second * frame : (second + 1) * frame],
+                GPS_START + second,
+            )
+
+    streaming = timed(stream, 1)
+    print(
+        f"streaming 1 s frames: {1e3 * streaming / seconds:.1f} ms per "
+        f"frame = {seconds / streaming:,.0f} s/s, latency "
+        f"{config.streaming_latency:g} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Speed and memory of the simulated detector writing one file.
+
+Simulates the H1 60 Hz problem (strain, the mains monitor and 20 ASC
+witnesses, plus the 2 decoys: 24 channels, and 6 truth channels) at
+4096 Hz into a temporary folder, then prints wall-clock seconds, seconds
+of data per second, CPU seconds, peak resident memory and the bytes
+written.
+
+Usage: python benchmarks/simulate.py [--duration 4096] [--sample-rate 4096]
+       [--output-dir DIR] [--injections]
+"""
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from deepclean_data.simulate import simulate, truth_paths
+from deepclean_data.simulation import InjectionConfig, SimulationConfig
+
+STRAIN = "H1:GDS-CALIB_STRAIN"
+WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ"] + [
+    f"H1:ASC-{dof}_{axis}_INMON"
+    for dof in (
+        "INP1",
+        "MICH",
+        "PRC1",
+        "PRC2",
+        "SRC1",
+        "SRC2",
+        "DHARD",
+        "CHARD",
+        "DSOFT",
+        "CSOFT",
+    )
+    for axis in ("P", "Y")
+]
+GPS_START = 1_250_000_000
+
+
+def run(
+    output_dir: Path, duration: float, sample_rate: float, injections: bool
+) -> None:
+    config = SimulationConfig(
+        injections=InjectionConfig(
+            sine_gaussian_spacing=32.0 if injections else 0.0,
+            chirp_spacing=256.0 if injections else 0.0,
+        )
+    )
+    began = time.perf_counter()
+    path = simulate(
+        output_dir,
+        GPS_START,
+        duration,
+        STRAIN,
+        WITNESSES,
+        sample_rate=sample_rate,
+        config=config,
+    )
+    seconds = time.perf_counter() - began
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    # ru_maxrss is in KiB on Linux.
+    peak_gib = usage.ru_maxrss / 2**20
+    written = sum(p.stat().st_size for p in (path, *truth_paths(path))) / 2**30
+    print(
+        f"simulated {duration:g} s of {len(WITNESSES) + 3} channels at "
+        f"{sample_rate:g} Hz (+6 truth channels)"
+    )
+    print(f"wall time        {seconds:8.1f} s")
+    print(f"throughput       {duration / seconds:8.1f} s of data per s")
+    print(
+        f"CPU time         {usage.ru_utime + usage.ru_stime:8.1f} s "
+        f"(all threads, start-up included; wall < CPU when cores are free)"
+    )
+    print(f"peak RSS         {peak_gib:8.2f} GiB")
+    print(f"written          {written:8.2f} GiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4096.0)
+    parser.add_argument("--sample-rate", type=float, default=4096.0)
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=None,
+        help="keep the files here (a temporary folder otherwise)",
+    )
+    parser.add_argument("--injections", action="store_true")
+    args = parser.parse_args()
+    if args.output_dir is not None:
+        run(args.output_dir, args.duration, args.sample_rate, args.injections)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        run(Path(folder), args.duration, args.sample_rate, args.injections)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Simulated detector data with known answer, in DeepClean's file layout.
+
+``simulate`` writes one span of a simulated interferometer (see
+``deepclean_data.simulation.detector``) as
+
+- ``{output_dir}/{prefix}-{start}-{duration}.hdf5``: strain, the
+  witnesses given and the decoy witnesses, in gwpy's HDF5 layout, exactly
+  like a fetched file;
+- ``{output_dir}/truth/{same name}.hdf5``: the truth in the same layout,
+  channels named ``{strain}_BACKGROUND``, ``{strain}_COUPLED`` (the sum
+  of ``{strain}_COUPLED_LINEAR``, ``_COUPLED_BILINEAR`` and
+  ``_COUPLED_NONLINEAR``) and ``{strain}_INJECTIONS``. Raw strain =
+  background + coupled + injections; the ideal cleaned strain is
+  background + injections;
+- ``{output_dir}/truth/{same stem}.json``: the span, seed, full
+  configuration, every drawn parameter and the injections in the span.
+
+Every sample is a deterministic function of (seed, configuration,
+channel names, GPS time): the same call writes the same bytes, and spans
+written separately join exactly.
+"""
+
+import dataclasses
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+from tqdm import tqdm
+
+from deepclean_data.simulation.config import SimulationConfig
+from deepclean_data.simulation.detector import (
+    STRAIN_UNIT,
+    WITNESS_UNIT,
+    ChannelRoles,
+    SimulatedDetector,
+    truth_channels,
+)
+from deepclean_data.simulation.injections import describe
+from deepclean_io.hdf5 import TimeSeriesWriter, hdf5_name
+
+TRUTH_FOLDER = "truth"
+# Samples by which a time may miss the sample grid (float64 GPS times
+# near 1e9 s carry ~1e-3 samples of rounding at 4096 Hz).
+GRID_TOLERANCE = 0.01
+
+
+def truth_paths(data_path: Path) -> tuple[Path, Path]:
+    """Truth HDF5 file and parameter JSON beside a simulated data file."""
+    folder = data_path.parent / TRUTH_FOLDER
+    return folder / data_path.name, folder / f"{data_path.stem}.json"
+
+
+def _write_json(fname: Path, content: dict[str, object]) -> None:
+    """Write JSON atomically (temporary name, then rename)."""
+    temporary = fname.with_name(f"{fname.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(content, indent=2) + "\n")
+        os.replace(temporary, fname)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def simulate(
+    output_dir: Path,
+    start: float,
+    duration: float,
+    strain_channel: str,
+    witnesses: list[str],
+    sample_rate: float = 4096,
+    prefix: str = "deepclean",
+    seed: int = 0,
+    config: SimulationConfig | None = None,
+    progress: bool = True,
+) -> Path:
+    """Write a span of simulated detector data and its truth.
+
+    Args:
+        output_dir: Folder of the data file (created if missing); the
+            truth goes to its ``truth`` subfolder.
+        start: GPS start, s, on the sample grid (a multiple of
+            1 / sample_rate).
+        duration: Length, s, a whole number of samples.
+        strain_channel: Strain channel name, e.g. ``H1:GDS-CALIB_STRAIN``.
+        witnesses: Witness channels: exactly one mains monitor (name
+            containing ``MAINSMON``) and one or more angular-control
+            channels; decoys named from ``DECOY_CHANNELS`` are added.
+        sample_rate: Samples per second of every channel, Hz.
+        prefix: File name prefix.
+        seed: Seed of every random choice.
+        config: Simulation parameters; defaults when None.
+        progress: Show a progress bar over blocks.
+
+    Existing files of the same name are replaced atomically; if the
+    simulation fails, neither the data nor the truth file appears.
+
+    Returns:
+        Path of the data file.
+    """
+    config = SimulationConfig() if config is None else config
+    if duration <= 0:
+        raise ValueError(f"duration {duration} must be > 0 seconds")
+    if seed < 0:
+        raise ValueError(f"seed {seed} must be an integer >= 0")
+    first_sample = start * sample_rate
+    num_samples = duration * sample_rate
+    if not (
+        abs(first_sample - round(first_sample)) < GRID_TOLERANCE
+        and abs(num_samples - round(num_samples)) < GRID_TOLERANCE
+    ):
+        raise ValueError(
+            f"start {start} and duration {duration} must fall on the "
+            f"sample grid of {sample_rate} Hz (multiples of "
+            f"{1 / sample_rate} s)"
+        )
+    first_sample, num_samples = round(first_sample), round(num_samples)
+    roles = ChannelRoles.assign(strain_channel, list(witnesses))
+    output_dir = Path(output_dir)
+    data_path = output_dir / hdf5_name(prefix, start, duration)
+    truth_path, parameters_path = truth_paths(data_path)
+    truth = truth_channels(strain_channel)
+    units = {roles.strain: STRAIN_UNIT} | dict.fromkeys(
+        roles.data_channels[1:], WITNESS_UNIT
+    )
+
+    with ExitStack() as stack:
+        executor = stack.enter_context(
+            ThreadPoolExecutor(max_workers=os.cpu_count())
+        )
+        detector = SimulatedDetector(
+            roles, sample_rate, seed, config, executor
+        )
+        block_samples = detector.block_samples
+        first_block = first_sample // block_samples
+        last_block = (first_sample + num_samples - 1) // block_samples
+        truth_path.parent.mkdir(parents=True, exist_ok=True)
+        data_writer = stack.enter_context(
+            TimeSeriesWriter(
+                data_path,
+                roles.data_channels,
+                start,
+                sample_rate,
+                num_samples,
+                units=units,
+            )
+        )
+        truth_writer = stack.enter_context(
+            TimeSeriesWriter(
+                truth_path,
+                list(truth.values()),
+                start,
+                sample_rate,
+                num_samples,
+                units=dict.fromkeys(truth.values(), STRAIN_UNIT),
+            )
+        )
+        for index in tqdm(
+            range(first_block, last_block + 1),
+            desc=f"simulate {data_path.name}",
+            unit="block",
+            disable=not progress,
+        ):
+            block_first = index * block_samples
+            keep = slice(
+                max(first_sample - block_first, 0),
+                min(first_sample + num_samples - block_first, block_samples),
+            )
+            channels = detector.block(index)
+            data_writer.write(
+                {name: channels[name][keep] for name in roles.data_channels}
+            )
+            truth_writer.write(
+                {name: channels[name][keep] for name in truth.values()}
+            )
+        injections = detector.injections.overlapping(start, start + duration)
+        _write_json(
+            parameters_path,
+            {
+                "data_file": data_path.name,
+                "start": start,
+                "duration": duration,
+                "sample_rate": sample_rate,
+                "seed": seed,
+                "strain_channel": strain_channel,
+                "witnesses": list(roles.witnesses),
+                "decoys": list(roles.decoys),
+                "truth_channels": truth,
+                "config": dataclasses.asdict(config),
+                "parameters": detector.description(),
+                "injections": [
+                    describe(injection) for injection in injections
+                ],
+            },
+        )
+    return data_path

@@ -1,0 +1,449 @@
+"""The simulated interferometer: every channel and its truth, per block.
+
+Channels:
+
+- strain = background + coupled noise + injections, strain units;
+- the mains monitor (the witness whose name contains ``MAINSMON``) =
+  mains voltage + white sensor noise, counts;
+- every other witness is an angular-control channel = its motion +
+  white sensor noise, counts;
+- decoys: PEM-like channels with their own noise that never couples.
+
+Truth (``truth_channels``): the background, the coupled noise and its
+linear, bilinear and nonlinear terms, and the injections, all in strain.
+"""
+
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sp_fft
+
+from deepclean_data.simulation.blocks import (
+    BlockSinusoids,
+    ColouredNoise,
+    parameter_rng,
+    stream_key,
+    white_noise,
+)
+from deepclean_data.simulation.config import SimulationConfig
+from deepclean_data.simulation.couplings import CouplingModel
+from deepclean_data.simulation.injections import InjectionSchedule
+from deepclean_data.simulation.mains import MainsModel, MainsSignal
+from deepclean_data.simulation.spectra import (
+    MotionSpectrum,
+    background_asd,
+    design_fir,
+    draw_motion_spectrum,
+    fir_psd,
+    motion_firs,
+    two_sided_psd,
+)
+
+MAINS_MARKER = "MAINSMON"
+# Realistic PEM channel names (IFO prefix added) for the decoy witnesses.
+DECOY_CHANNELS = (
+    "PEM-EX_ACC_BSC9_ETMX_Y_DQ",
+    "PEM-EY_MIC_VEA_PLUSY_DQ",
+)
+# Suffixes of the truth channels, appended to the strain channel name.
+TRUTH_SUFFIXES = {
+    "background": "_BACKGROUND",
+    "coupled": "_COUPLED",
+    "linear": "_COUPLED_LINEAR",
+    "bilinear": "_COUPLED_BILINEAR",
+    "nonlinear": "_COUPLED_NONLINEAR",
+    "injections": "_INJECTIONS",
+}
+STRAIN_UNIT = "strain"
+WITNESS_UNIT = "ct"
+# Offsets (Hz) around the mains line over which motion spectra are kept
+# to scale the couplings; motion has negligible power above this.
+_MOTION_SPECTRUM_EXTENT = 64.0
+
+
+def truth_channels(strain_channel: str) -> dict[str, str]:
+    """Truth channel names by component, e.g. ``"H1:..._BACKGROUND"``."""
+    return {
+        component: f"{strain_channel}{suffix}"
+        for component, suffix in TRUTH_SUFFIXES.items()
+    }
+
+
+def decoy_channels(strain_channel: str) -> list[str]:
+    """Decoy witness names with the strain channel's IFO prefix."""
+    ifo = strain_channel.split(":", 1)[0]
+    return [f"{ifo}:{name}" for name in DECOY_CHANNELS]
+
+
+@dataclass(frozen=True)
+class ChannelRoles:
+    """Which channel plays which part.
+
+    Attributes:
+        strain: Strain channel.
+        mains: Mains monitor.
+        angular: Angular-control witnesses, in the order given.
+        decoys: Witnesses that do not couple.
+    """
+
+    strain: str
+    mains: str
+    angular: tuple[str, ...]
+    decoys: tuple[str, ...]
+
+    @classmethod
+    def assign(
+        cls, strain_channel: str, witnesses: list[str]
+    ) -> "ChannelRoles":
+        """Split the witnesses, refusing lists the simulator cannot use."""
+        if ":" not in strain_channel:
+            raise ValueError(
+                f"strain channel {strain_channel!r} must be named "
+                "'IFO:NAME', e.g. 'H1:GDS-CALIB_STRAIN'"
+            )
+        if isinstance(witnesses, str):
+            raise TypeError(
+                f"witnesses must be a list of channel names, got the string "
+                f"{witnesses!r}"
+            )
+        duplicates = sorted({w for w in witnesses if witnesses.count(w) > 1})
+        if duplicates:
+            raise ValueError(f"witnesses {duplicates} are listed twice")
+        if strain_channel in witnesses:
+            raise ValueError(
+                f"the strain channel {strain_channel!r} is also listed as a "
+                "witness; remove it from witnesses"
+            )
+        mains = [name for name in witnesses if MAINS_MARKER in name]
+        if len(mains) != 1:
+            raise ValueError(
+                f"witnesses must hold exactly one mains monitor (a name "
+                f"containing {MAINS_MARKER!r}, e.g. "
+                f"'H1:PEM-CS_MAINSMON_EBAY_1_DQ'); found {mains}"
+            )
+        angular = tuple(name for name in witnesses if name != mains[0])
+        if not angular:
+            raise ValueError(
+                "witnesses hold no angular-control channel to mix with the "
+                "mains; add e.g. 'H1:ASC-CHARD_P_INMON'"
+            )
+        decoys = tuple(decoy_channels(strain_channel))
+        clashes = sorted(set(decoys) & set(witnesses))
+        if clashes:
+            raise ValueError(
+                f"witnesses {clashes} are names the simulator reserves for "
+                "decoys that do not couple; remove them from witnesses"
+            )
+        return cls(strain_channel, mains[0], angular, decoys)
+
+    @property
+    def witnesses(self) -> tuple[str, ...]:
+        """Mains then angular channels."""
+        return (self.mains, *self.angular)
+
+    @property
+    def data_channels(self) -> tuple[str, ...]:
+        """Channels of the data file: strain, witnesses, decoys."""
+        return (self.strain, self.mains, *self.angular, *self.decoys)
+
+
+def _samples(seconds: float, sample_rate: float, what: str) -> int:
+    """Whole number of samples in a duration, or a clear error."""
+    samples = seconds * sample_rate
+    if abs(samples - round(samples)) > 1e-6 or round(samples) <= 0:
+        raise ValueError(
+            f"{what} = {seconds} s is not a positive whole number of "
+            f"samples at {sample_rate} Hz"
+        )
+    return round(samples)
+
+
+class _LineSet:
+    """The deterministic lines of several channels over any block.
+
+    Args:
+        spectra: One spectrum per channel, with its lines.
+        offsets: Seconds of each sample after its block start, ``(time,)``.
+    """
+
+    def __init__(
+        self, spectra: list[MotionSpectrum], offsets: np.ndarray
+    ) -> None:
+        lines = [
+            (row, line)
+            for row, spectrum in enumerate(spectra)
+            for line in spectrum.lines
+        ]
+        self.rows = [row for row, _ in lines]
+        self.amplitudes = np.array(
+            [line.amplitude for _, line in lines], dtype=np.float32
+        )
+        self.sinusoids = BlockSinusoids(
+            np.array([line.frequency for _, line in lines]),
+            np.array([line.phase for _, line in lines]),
+            offsets,
+        )
+
+    def add_to(self, channels: np.ndarray, gps: float) -> None:
+        """Add the lines of the block at ``gps`` to ``(channels, time)``."""
+        if not self.rows:
+            return
+        waves = self.sinusoids.cos(gps)
+        for row, amplitude, wave in zip(
+            self.rows, self.amplitudes, waves, strict=True
+        ):
+            channels[row] += amplitude * wave
+
+
+class SimulatedDetector:
+    """Every channel of the simulated interferometer, by GPS block.
+
+    Block ``k`` covers GPS ``[k * B, (k + 1) * B)`` with ``B =
+    config.block_duration``; its samples depend only on the seed, the
+    configuration and the channel names, never on which span is asked
+    for.
+
+    Args:
+        roles: Channel names and roles.
+        sample_rate: Hz.
+        seed: Seed of every random choice.
+        config: Simulation parameters.
+        executor: Draws random streams in parallel threads when given.
+    """
+
+    def __init__(
+        self,
+        roles: ChannelRoles,
+        sample_rate: float,
+        seed: int,
+        config: SimulationConfig,
+        executor: Executor | None = None,
+    ) -> None:
+        self.roles = roles
+        self.sample_rate = float(sample_rate)
+        self.seed = seed
+        self.config = config
+        self.executor = executor
+        self.block_duration = config.block_duration
+        self.block_samples = _samples(
+            config.block_duration, sample_rate, "block_duration"
+        )
+        taps = 2 * _samples(
+            config.filter_duration / 2, sample_rate, "filter_duration / 2"
+        )
+        self.offsets = np.arange(self.block_samples) / self.sample_rate
+
+        frequencies = sp_fft.rfftfreq(taps, 1 / sample_rate)
+        background_fir = design_fir(
+            background_asd(frequencies, config.background)[None], sample_rate
+        )
+        self.background = ColouredNoise(
+            seed,
+            [stream_key("background", roles.strain)],
+            background_fir,
+            self.block_samples,
+            np.float64,
+            executor,
+        )
+        self.mains = MainsModel.draw(config.mains, seed, sample_rate)
+        self.mains_signal = MainsSignal(self.mains, self.offsets)
+        self.angular_spectra = [
+            draw_motion_spectrum(
+                config.angular,
+                parameter_rng(seed, "angular", name),
+                sample_rate,
+            )
+            for name in roles.angular
+        ]
+        angular_firs = motion_firs(self.angular_spectra, sample_rate, taps)
+        self.angular = ColouredNoise(
+            seed,
+            [stream_key("motion", name) for name in roles.angular],
+            angular_firs,
+            self.block_samples,
+            executor=executor,
+        )
+        self.decoy_spectra = [
+            draw_motion_spectrum(
+                config.decoys, parameter_rng(seed, "decoy", name), sample_rate
+            )
+            for name in roles.decoys
+        ]
+        self.decoys = ColouredNoise(
+            seed,
+            [stream_key("motion", name) for name in roles.decoys],
+            motion_firs(self.decoy_spectra, sample_rate, taps),
+            self.block_samples,
+            executor=executor,
+        )
+        self.sensor_keys = [
+            stream_key("sensor", name)
+            for name in (roles.mains, *roles.angular, *roles.decoys)
+        ]
+        self.sensor_rms = np.array(
+            [
+                self.mains.sensor_noise_rms,
+                *(s.sensor_noise_rms for s in self.angular_spectra),
+                *(s.sensor_noise_rms for s in self.decoy_spectra),
+            ],
+            dtype=np.float32,
+        )[:, None]
+
+        self.coupling = self._draw_coupling(angular_firs, background_fir[0])
+        self.drift = self.coupling.drift_modes.sinusoids(self.offsets)
+        self.angular_lines = _LineSet(self.angular_spectra, self.offsets)
+        self.decoy_lines = _LineSet(self.decoy_spectra, self.offsets)
+        self.injections = InjectionSchedule(
+            config.injections, seed, sample_rate
+        )
+
+    def _draw_coupling(
+        self, angular_firs: np.ndarray, background_fir: np.ndarray
+    ) -> CouplingModel:
+        """Couplings scaled against the realised noise spectra.
+
+        Args:
+            angular_firs: Motion FIRs, ``(angular channels, taps)``.
+            background_fir: Background strain FIR, ``(taps,)``.
+        """
+        config = self.config
+        band = config.coupling.band
+        if band[1] >= self.sample_rate / 2:
+            raise ValueError(
+                f"coupling.band {band} reaches the Nyquist frequency "
+                f"{self.sample_rate / 2:g} Hz; raise sample_rate"
+            )
+        resolution = 1 / (2 * config.filter_duration)
+        motion_grid, motion_psd = two_sided_psd(
+            angular_firs,
+            self.angular_spectra,
+            self.sample_rate,
+            resolution,
+            _MOTION_SPECTRUM_EXTENT,
+        )
+        frequencies, background_psd = fir_psd(
+            background_fir,
+            self.sample_rate,
+            round(self.sample_rate / 2 / resolution) + 1,
+        )
+        in_band = (frequencies >= band[0]) & (frequencies <= band[1])
+        line_asd = background_asd(
+            np.array(config.mains.frequency), config.background
+        )
+        return CouplingModel.draw(
+            config.coupling,
+            self.seed,
+            self.mains,
+            list(self.roles.angular),
+            motion_grid,
+            motion_psd,
+            background_band_power=float(
+                background_psd[in_band].sum() * resolution
+            ),
+            background_psd_at_line=float(line_asd**2),
+        )
+
+    def block_start(self, index: int) -> float:
+        """GPS start of block ``index``, s."""
+        return index * self.block_duration
+
+    def block(self, index: int) -> dict[str, np.ndarray]:
+        """Every data and truth channel over block ``index``.
+
+        Returns:
+            Arrays of shape ``(block_samples,)`` keyed by channel name:
+            float64 strain and truth, float32 witnesses and decoys.
+        """
+        roles = self.roles
+        gps = self.block_start(index)
+        offsets = self.offsets
+        # Witness rows: mains, angular channels, decoys.
+        witnesses = self.sensor_rms * white_noise(
+            self.seed,
+            self.sensor_keys,
+            index,
+            self.block_samples,
+            executor=self.executor,
+        )
+        state = self.mains_signal.state(gps)
+        motion = self.angular.block(index)
+        self.angular_lines.add_to(motion, gps)
+        num_angular = len(roles.angular)
+        witnesses[0] += self.mains.voltage(state).astype(np.float32)
+        witnesses[1 : num_angular + 1] += motion
+        decoys = witnesses[num_angular + 1 :]
+        decoys += self.decoys.block(index)
+        self.decoy_lines.add_to(decoys, gps)
+        terms = self.coupling.apply(
+            self.mains, state, motion, self.drift.sin(gps)
+        )
+        coupled = terms["linear"] + terms["bilinear"] + terms["nonlinear"]
+        background = self.background.block(index)[0]
+        injections = self.injections.strain(gps, offsets)
+        truth = truth_channels(roles.strain)
+        channels = {roles.strain: background + coupled + injections}
+        channels |= dict(
+            zip(
+                (roles.mains, *roles.angular, *roles.decoys),
+                witnesses,
+                strict=True,
+            )
+        )
+        channels |= {
+            truth["background"]: background,
+            truth["coupled"]: coupled,
+            truth["linear"]: terms["linear"],
+            truth["bilinear"]: terms["bilinear"],
+            truth["nonlinear"]: terms["nonlinear"],
+            truth["injections"]: injections,
+        }
+        return channels
+
+    def description(self) -> dict[str, object]:
+        """The drawn parameters of every channel and coupling, for JSON."""
+        coupling = self.coupling
+        return {
+            "mains": _jsonable(vars(self.mains)),
+            "angular": {
+                name: _jsonable(spectrum)
+                for name, spectrum in zip(
+                    self.roles.angular, self.angular_spectra, strict=True
+                )
+            },
+            "decoys": {
+                name: _jsonable(spectrum)
+                for name, spectrum in zip(
+                    self.roles.decoys, self.decoy_spectra, strict=True
+                )
+            },
+            "coupling": {
+                "linear": _jsonable(vars(coupling.linear)),
+                "bilinear": _jsonable(vars(coupling.bilinear)),
+                "nonlinear": _jsonable(
+                    None
+                    if coupling.nonlinear is None
+                    else vars(coupling.nonlinear)
+                ),
+                "nonlinear_pairs": [
+                    [self.roles.angular[i], self.roles.angular[j]]
+                    for i, j in coupling.pairs
+                ],
+                "drift_modes": _jsonable(vars(coupling.drift_modes)),
+            },
+        }
+
+
+def _jsonable(value: object) -> object:
+    """Convert dataclasses, arrays and numpy scalars to JSON types."""
+    if hasattr(value, "__dataclass_fields__"):
+        return _jsonable(vars(value))
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,122 @@
+"""The deepclean-data command line: help, subcommands, config file, errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepclean_data.cli import main
+from deepclean_data.segments import read_segments
+from deepclean_io.gwf import read_gwf
+from deepclean_io.hdf5 import file_info
+
+STRAIN = "H1:GDS-CALIB_STRAIN"
+WITNESSES = [
+    "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
+    "H1:ASC-INP1_P_OUT_DQ",
+    "H1:ASC-INP1_Y_OUT_DQ",
+]
+START = 1262304000
+
+
+def test_entry_point_help():
+    executable = Path(sys.executable).with_name("deepclean-data")
+    assert executable.is_file(), "run uv sync --all-packages to install it"
+    result = subprocess.run(
+        [executable, "--help"], capture_output=True, text=True, check=True
+    )
+    for name in ("simulate", "fetch", "query", "replay"):
+        assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options"),
+    [
+        ("simulate", ["--strain_channel", "--witnesses", "--seed"]),
+        ("fetch", ["--channels", "--sample_rate", "--gwpy_source"]),
+        ("query", ["--flag", "--min_duration", "--output"]),
+        ("replay", ["--data_file", "--realtime", "--keep"]),
+    ],
+)
+def test_subcommand_help(subcommand, options, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([subcommand, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in options:
+        assert option in text
+    assert "--clock" not in text
+
+
+def test_simulate_then_replay(tmp_path, capsys):
+    main(
+        [
+            "simulate",
+            f"--output_dir={tmp_path / 'data'}",
+            f"--start={START}",
+            "--duration=4",
+            "--sample_rate=1024",
+            f"--strain_channel={STRAIN}",
+            f"--witnesses=[{','.join(WITNESSES)}]",
+            "--progress=false",
+        ]
+    )
+    data_file = tmp_path / "data" / f"deepclean-{START}-4.hdf5"
+    assert capsys.readouterr().out.strip() == str(data_file)
+    assert {STRAIN, *WITNESSES} <= set(file_info(data_file).channels)
+
+    main(
+        [
+            "replay",
+            f"--data_file={data_file}",
+            f"--output_dir={tmp_path / 'frames'}",
+            f"--strain_channel={STRAIN}",
+            "--duration=2",
+            "--progress=false",
+        ]
+    )
+    assert "2 frame pairs" in capsys.readouterr().out
+    frame = tmp_path / "frames" / f"H-H1_lldetchar-{START + 1}-1.gwf"
+    _, t0, sample_rate = read_gwf(frame, WITNESSES)
+    assert (t0, sample_rate) == (START + 1, 1024)
+
+
+def test_query_from_config_file(tmp_path, capsys):
+    output = tmp_path / "segments.txt"
+    config = tmp_path / "query.yaml"
+    config.write_text(
+        "query:\n"
+        f"  start: {START}\n"
+        f"  end: {START + 10_000}\n"
+        "  min_duration: 1000\n"
+        "  max_duration: 4096\n"
+        f"  gaps: [[{START + 100}, {START + 200}]]\n"
+        f"  output: {output}\n"
+    )
+    main(["--config", str(config), "query"])
+    assert "3 segments (9800 s)" in capsys.readouterr().out
+    assert read_segments(output) == [
+        (START + 200, START + 4296),
+        (START + 4296, START + 8392),
+        (START + 8392, START + 10_000),
+    ]
+
+
+def test_bad_input_exits_with_message(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepclean_data.cli",
+            "query",
+            f"--start={START}",
+            f"--end={START - 1}",
+            f"--output={tmp_path / 'segments.txt'}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "query: error: end must be after start" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,115 @@
+"""GWF frames: names, atomic writes, round trip through gwpy and lalframe."""
+
+from pathlib import Path
+
+import lal
+import lalframe
+import numpy as np
+import pytest
+from gwpy.timeseries import TimeSeriesDict
+
+from deepclean_io.gwf import (
+    FrameName,
+    frame_name,
+    parse_frame_name,
+    read_gwf,
+    state_vector_channel,
+    write_gwf,
+)
+
+
+class TestGwf:
+    gps = 1262304000
+    sample_rate = 4096
+    strain = "H1:GDS-CALIB_STRAIN"
+    state = state_vector_channel("H1")
+
+    def frame(self, directory: Path) -> tuple[Path, dict[str, np.ndarray]]:
+        rng = np.random.default_rng(0)
+        data = {
+            self.strain: 1e-21 * rng.standard_normal(self.sample_rate),
+            self.state: np.full(self.sample_rate, 3, dtype=np.uint32),
+        }
+        fname = frame_name(directory, "H1", "llhoft", self.gps, 1)
+        write_gwf(
+            fname,
+            data,
+            self.gps,
+            self.sample_rate,
+            units={self.strain: "strain"},
+        )
+        return fname, data
+
+    def test_frame_name(self, tmp_path):
+        fname = frame_name(tmp_path, "H1", "llhoft", self.gps, 1)
+        assert fname == tmp_path / "H-H1_llhoft-1262304000-1.gwf"
+        assert parse_frame_name(fname) == FrameName(
+            "H", "H1", "llhoft", self.gps, 1
+        )
+        assert frame_name("d", "L1", "lldetchar", 5.0, 4).name == (
+            "L-L1_lldetchar-5-4.gwf"
+        )
+
+    @pytest.mark.parametrize(
+        ("ifo", "gps", "message"),
+        [("h1", 0, "interferometer prefix"), ("H1", 0.5, "whole number")],
+    )
+    def test_frame_name_errors(self, ifo, gps, message):
+        with pytest.raises(ValueError, match=message):
+            frame_name(".", ifo, "llhoft", gps, 1)
+
+    def test_parse_rejects_other_names(self):
+        with pytest.raises(ValueError, match="not a frame name"):
+            parse_frame_name("deepclean-1262304000-4096.hdf5")
+
+    def test_round_trip_gwpy(self, tmp_path):
+        fname, data = self.frame(tmp_path)
+        read, t0, sample_rate = read_gwf(fname, [self.strain, self.state])
+        assert (t0, sample_rate) == (self.gps, self.sample_rate)
+        np.testing.assert_array_equal(read[self.strain], data[self.strain])
+        np.testing.assert_array_equal(read[self.state], data[self.state])
+        assert read[self.state].dtype == np.uint32
+        series = TimeSeriesDict.read(fname, [self.strain], format="gwf")
+        assert str(series[self.strain].unit) == "strain"
+
+    def test_round_trip_lalframe(self, tmp_path):
+        fname, data = self.frame(tmp_path)
+        stream = lalframe.FrStreamOpen(str(tmp_path), fname.name)
+        start = lal.LIGOTimeGPS(self.gps)
+        strain = lalframe.FrStreamReadREAL8TimeSeries(
+            stream, self.strain, start, 1.0, 0
+        )
+        assert int(strain.epoch) == self.gps
+        assert strain.deltaT == 1 / self.sample_rate
+        assert strain.data.length == self.sample_rate
+        np.testing.assert_array_equal(strain.data.data, data[self.strain])
+        lalframe.FrStreamSeek(stream, start)
+        state = lalframe.FrStreamReadUINT4TimeSeries(
+            stream, self.state, start, 1.0, 0
+        )
+        assert np.all(state.data.data == 3)
+
+    def test_read_errors(self, tmp_path):
+        fname, _ = self.frame(tmp_path)
+        with pytest.raises(ValueError, match=r"\['H1:NOPE'\] are not in"):
+            read_gwf(fname, [self.strain, "H1:NOPE"])
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            read_gwf(tmp_path / "missing.gwf", [self.strain])
+
+    def test_write_errors(self, tmp_path):
+        fname = tmp_path / "H-H1_llhoft-0-1.gwf"
+        with pytest.raises(ValueError, match="same length"):
+            write_gwf(fname, {"H1:A": np.zeros(4), "H1:B": np.zeros(5)}, 0, 4)
+        with pytest.raises(ValueError, match="units given"):
+            write_gwf(fname, {"H1:A": np.zeros(4)}, 0, 4, units={"H1:B": "m"})
+
+    def test_failed_write_leaves_no_file(self, tmp_path, monkeypatch):
+        def broken_write(self, target, **kwargs):
+            Path(target).write_bytes(b"half a frame")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(TimeSeriesDict, "write", broken_write)
+        fname = frame_name(tmp_path, "H1", "llhoft", self.gps, 1)
+        with pytest.raises(OSError, match="disk full"):
+            write_gwf(fname, {self.strain: np.zeros(16)}, self.gps, 16)
+        assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,12 @@ from deepclean_engine.engine import (
     FrameCleaner,
     NoiseModel,
 )
+from deepclean_engine.exported import (
+    METADATA_NAME,
+    MODEL_NAME,
+    load_exported_model,
+    save_exported_model,
+)
 from deepclean_engine.filters import (
     BandpassFilter,
     bandpass_settling_time,
@@ -28,6 +34,8 @@ from deepclean_engine.spectral import (
 from deepclean_engine.stitching import overlap_add, stitch_window
 
 __all__ = [
+    "METADATA_NAME",
+    "MODEL_NAME",
     "ASDRatioLoss",
     "BandpassFilter",
     "ChannelStandardScaler",
@@ -42,8 +50,10 @@ __all__ = [
     "bandpass_settling_time",
     "butterworth_sos",
     "in_band_mask",
+    "load_exported_model",
     "median_bias",
     "overlap_add",
+    "save_exported_model",
     "stitch_window",
     "validate_bands",
 ]

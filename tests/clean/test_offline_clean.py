@@ -1,0 +1,241 @@
+"""Offline cleaning: one engine, GWF output, resume, bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from deepclean_clean.clean import clean
+from deepclean_engine import (
+    CleaningConfig,
+    CleaningEngine,
+    load_exported_model,
+    save_exported_model,
+)
+from deepclean_io.hdf5 import read_timeseries, write_timeseries
+
+SAMPLE_RATE = 512.0
+T0 = 1262304000
+STRAIN = "H1:GDS-CALIB_STRAIN"
+WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ", "H1:ASC-CHARD_P_INMON"]
+
+
+class LinearNoise(torch.nn.Module):
+    """A fixed linear filter of the witnesses, in strain units."""
+
+    def __init__(self, num_channels: int, kernel: int = 9) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.conv = torch.nn.Conv1d(
+            num_channels, 1, kernel, padding=kernel // 2
+        )
+        with torch.no_grad():
+            self.conv.weight.copy_(
+                torch.randn(self.conv.weight.shape, generator=generator)
+            )
+        self.scale = 1e-21
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        return self.conv(witnesses)[:, 0] * self.scale
+
+
+def _config():
+    return CleaningConfig(
+        sample_rate=SAMPLE_RATE,
+        bands=((55.0, 65.0),),
+        kernel_length=1.0,
+        inference_sampling_rate=2.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    metadata = {
+        "strain_channel": STRAIN,
+        "witnesses": WITNESSES,
+        "sample_rate": SAMPLE_RATE,
+        "cleaning": _config().to_dict(),
+    }
+    return save_exported_model(LinearNoise(len(WITNESSES)), metadata, path)
+
+
+def _write_data(path, start, duration, nan_at=None):
+    rng = np.random.default_rng(int(start) % 1000)
+    n = int(duration * SAMPLE_RATE)
+    data = {STRAIN: rng.normal(size=n) * 1e-21}
+    for name in WITNESSES:
+        data[name] = rng.normal(size=n).astype(np.float32)
+    if nan_at is not None:
+        i = int((nan_at - start) * SAMPLE_RATE)
+        data[WITNESSES[1]][i : i + 10] = np.nan
+    return write_timeseries(
+        path / f"deepclean-{start}-{duration}.hdf5", data, start, SAMPLE_RATE
+    )
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    return _write_data(tmp_path, T0, 64)
+
+
+def _read_gwf_lalframe(path, channel):
+    import lal
+    import lalframe
+
+    stream = lalframe.FrStreamOpen(str(path.parent), path.name)
+    duration = lalframe.FrFileQueryDt(lalframe.FrFileOpenURL(str(path)), 0)
+    series = lalframe.FrStreamReadREAL8TimeSeries(
+        stream, channel, stream.epoch, duration, 0
+    )
+    return series.data.data, float(series.epoch), 1 / series.deltaT, lal
+
+
+def test_matches_validation_path_and_reads_back(
+    data_file, model_path, tmp_path
+):
+    out = tmp_path / "out"
+    summary = clean(
+        model_path, [data_file], out, file_length=16, progress=False
+    )
+    # the same engine over the whole file, as training validation runs it
+    module, metadata = load_exported_model(model_path)
+    engine = CleaningEngine(
+        module, CleaningConfig.from_dict(metadata["cleaning"])
+    )
+    data, t0, _ = read_timeseries(data_file)
+    segment = engine.clean(
+        torch.from_numpy(data[STRAIN]),
+        torch.from_numpy(np.stack([data[w] for w in WITNESSES])),
+        t0,
+    )
+    first, last = summary.cleaned[0]
+    assert first == segment.t0 and last == segment.t0 + segment.duration
+    assert [os.path.basename(f) for f in summary.files][:2] == [
+        f"H-H1_DEEPCLEAN-{int(first)}-{int(16 - first % 16)}.gwf",
+        f"H-H1_DEEPCLEAN-{T0 + 16}-16.gwf",
+    ]
+    cleaned = []
+    for fname in summary.files:
+        values, epoch, rate, _ = _read_gwf_lalframe(
+            out / os.path.basename(fname), f"{STRAIN}_DC"
+        )
+        assert rate == SAMPLE_RATE
+        cleaned.append((epoch, values))
+    assert cleaned[0][0] == first
+    stitched = np.concatenate([v for _, v in cleaned])
+    np.testing.assert_allclose(
+        stitched, segment.cleaned.numpy(), rtol=0, atol=1e-30
+    )
+    assert summary.not_cleaned[0][:2] == [T0, first]
+    record = json.loads((out / f"clean-{T0}-{T0 + 64}.json").read_text())
+    assert record["files"] == summary.files
+
+
+def test_resume_writes_every_file_once(
+    data_file, model_path, tmp_path, monkeypatch
+):
+    from deepclean_io import gwf
+
+    out = tmp_path / "out"
+    written = []
+    real_write = gwf.write_gwf
+    fail_after = [2]
+
+    def recording_write(fname, *args, **kwargs):
+        if len(written) == fail_after[0]:
+            raise RuntimeError("node lost")
+        written.append(os.path.basename(fname))
+        return real_write(fname, *args, **kwargs)
+
+    monkeypatch.setattr(gwf, "write_gwf", recording_write)
+    with pytest.raises(RuntimeError, match="node lost"):
+        clean(model_path, [data_file], out, file_length=8, progress=False)
+    assert sorted(p.name for p in out.glob("*.gwf")) == sorted(written)
+    assert not list(out.glob(".*"))  # no partial file left behind
+
+    fail_after[0] = None
+    summary = clean(
+        model_path, [data_file], out, file_length=8, progress=False
+    )
+    names = [os.path.basename(f) for f in summary.files]
+    assert len(names) == 8  # [T0 + 2, T0 + 62) on an 8 s grid
+    assert sorted(written) == sorted(names)  # each file written once
+
+
+def test_gap_and_nan_witnesses(model_path, tmp_path):
+    first = _write_data(tmp_path, T0, 32, nan_at=T0 + 20.5)
+    second = _write_data(tmp_path, T0 + 48, 32)
+    summary = clean(
+        model_path,
+        [second, first],
+        tmp_path / "out",
+        file_length=4,
+        write_noise=True,
+        write_raw=True,
+        progress=False,
+    )
+    assert [T0 + 32, T0 + 48, "no data"] in summary.not_cleaned
+    assert len(summary.cleaned) == 2
+    assert T0 + 20 in summary.flagged_frames
+    from deepclean_io.gwf import read_gwf
+
+    frame = tmp_path / "out" / f"H-H1_DEEPCLEAN-{T0 + 20}-4.gwf"
+    data, t0, _ = read_gwf(
+        frame, [f"{STRAIN}_DC", STRAIN, f"{STRAIN}_DC_NOISE"]
+    )
+    flagged = slice(0, int(SAMPLE_RATE))  # GPS T0+20 .. T0+21
+    np.testing.assert_array_equal(
+        data[f"{STRAIN}_DC"][flagged], data[STRAIN][flagged]
+    )
+    assert np.all(data[f"{STRAIN}_DC_NOISE"][flagged] == 0)
+    assert np.any(data[f"{STRAIN}_DC_NOISE"][int(2 * SAMPLE_RATE) :] != 0)
+
+
+class TestBadInput:
+    def test_missing_channels(self, model_path, tmp_path):
+        path = write_timeseries(
+            tmp_path / "x-0-64.hdf5",
+            {STRAIN: np.zeros(64 * 512)},
+            T0,
+            SAMPLE_RATE,
+        )
+        with pytest.raises(ValueError, match="lacks the model's channels"):
+            clean(model_path, [path], tmp_path / "out", progress=False)
+
+    def test_sample_rate(self, model_path, tmp_path):
+        n = 64 * 256
+        data = {STRAIN: np.zeros(n)}
+        data.update({w: np.zeros(n, np.float32) for w in WITNESSES})
+        path = write_timeseries(tmp_path / "x-0-64.hdf5", data, T0, 256.0)
+        with pytest.raises(ValueError, match="--sample_rate 512"):
+            clean(model_path, [path], tmp_path / "out", progress=False)
+
+    def test_span_outside(self, model_path, data_file, tmp_path):
+        with pytest.raises(ValueError, match="outside the data files"):
+            clean(
+                model_path,
+                [data_file],
+                tmp_path / "out",
+                start=T0 + 100,
+                end=T0 + 200,
+                progress=False,
+            )
+
+    def test_output_not_writable(self, model_path, data_file, tmp_path):
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        with pytest.raises(PermissionError, match="not writable"):
+            clean(model_path, [data_file], blocker / "out", progress=False)
+
+    def test_file_length(self, model_path, data_file, tmp_path):
+        with pytest.raises(ValueError, match="whole number"):
+            clean(
+                model_path,
+                [data_file],
+                tmp_path / "o",
+                file_length=1.5,
+                progress=False,
+            )

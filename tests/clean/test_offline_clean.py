@@ -239,3 +239,27 @@ class TestBadInput:
                 file_length=1.5,
                 progress=False,
             )
+
+
+def test_command_line(data_file, model_path, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = Path(sys.executable).parent / "deepclean-clean"
+    result = subprocess.run(
+        [
+            str(command),
+            "clean",
+            f"--model={model_path}",
+            f"--data_files=[{data_file}]",
+            f"--output_dir={tmp_path / 'out'}",
+            "--file_length=32",
+            "--progress=false",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cleaned 60 s" in result.stdout and "into 2 files" in result.stdout
+    assert len(list((tmp_path / "out").glob("H-H1_DEEPCLEAN-*.gwf"))) == 2

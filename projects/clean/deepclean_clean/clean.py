@@ -61,6 +61,19 @@ class CleanSummary:
     seconds_cleaned: float = 0.0
     wall_seconds: float = 0.0
 
+    def describe(self) -> str:
+        """One line for people: what was cleaned, how fast, what not."""
+        speed = self.seconds_cleaned / max(self.wall_seconds, 1e-9)
+        text = (
+            f"cleaned {self.seconds_cleaned:g} s in {self.wall_seconds:.1f} "
+            f"s ({speed:.0f}x real time) into {len(self.files)} files"
+        )
+        if self.not_cleaned:
+            text += f"; {len(self.not_cleaned)} spans not cleaned"
+        if self.flagged_frames:
+            text += f"; {len(self.flagged_frames)} frames flagged"
+        return text
+
 
 def gps_text(gps: float) -> str:
     """GPS time without exponent or trailing zeros: ``1262304000.5``."""

@@ -1,0 +1,28 @@
+"""``deepclean-clean``: offline cleaning and evaluation reports.
+
+Each subcommand's options are the arguments of the typed function that
+does the work (``deepclean-clean clean --help``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jsonargparse import CLI
+
+from deepclean_clean.clean import clean
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``deepclean-clean``."""
+    result = CLI(
+        {"clean": clean},
+        args=argv,
+        description="DeepClean offline cleaning and evaluation.",
+        as_positional=False,
+    )
+    print(result.describe())
+
+
+if __name__ == "__main__":
+    main()

@@ -10,18 +10,20 @@ from collections.abc import Sequence
 
 from jsonargparse import CLI
 
-from deepclean_clean.clean import clean
+from deepclean_clean.assess import assess
+from deepclean_clean.clean import CleanSummary, clean
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``deepclean-clean``."""
     result = CLI(
-        {"clean": clean},
+        {"clean": clean, "evaluate": assess},
         args=argv,
         description="DeepClean offline cleaning and evaluation.",
         as_positional=False,
     )
-    print(result.describe())
+    if isinstance(result, CleanSummary):
+        print(result.describe())
 
 
 if __name__ == "__main__":

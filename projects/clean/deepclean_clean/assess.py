@@ -1,0 +1,151 @@
+"""Judge a cleaning run: DeepClean against Wiener baselines and the truth.
+
+:func:`assess` reads the raw strain and witnesses of a test stretch, the
+cleaned strain from the GWF files that :func:`~deepclean_clean.clean.clean`
+wrote, fits both Wiener baselines on a training span, adds the simulator's
+truth when the data are simulated, and writes the report of
+:func:`~deepclean_clean.report.write_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from deepclean_clean.clean import OUTPUT_TAG, gps_text
+
+
+def read_cleaned(
+    cleaned_dir: Path, channel: str, start: float, end: float
+) -> np.ndarray:
+    """Cleaned strain ``(time,)`` over ``[start, end)`` from GWF files.
+
+    Raises:
+        ValueError: the files do not cover the span without a gap.
+    """
+    from deepclean_io.gwf import parse_frame_name, read_gwf
+
+    pieces, cursor = [], start
+    for path in sorted(
+        Path(cleaned_dir).glob(f"*_{OUTPUT_TAG}-*.gwf"),
+        key=lambda p: parse_frame_name(p).gps,
+    ):
+        name = parse_frame_name(path)
+        if name.gps + name.duration <= cursor or name.gps >= end:
+            continue
+        if name.gps > cursor:
+            break
+        data, t0, rate = read_gwf(path, [channel])
+        first = round((cursor - t0) * rate)
+        last = round((min(end, name.gps + name.duration) - t0) * rate)
+        pieces.append(data[channel][first:last])
+        cursor = min(end, name.gps + name.duration)
+    if not math.isclose(cursor, end):
+        raise ValueError(
+            f"cleaned frames in {cleaned_dir} cover [{gps_text(start)}, "
+            f"{gps_text(cursor)}) of [{gps_text(start)}, {gps_text(end)}); "
+            "run deepclean-clean clean over the whole span first"
+        )
+    return np.concatenate(pieces)
+
+
+def assess(
+    model: Path,
+    data_file: Path,
+    cleaned_dir: Path,
+    output_dir: Path,
+    start: float,
+    end: float,
+    train_file: Path,
+    train_start: float | None = None,
+    train_end: float | None = None,
+    channel_suffix: str = "_DC",
+    fftlength: float = 4.0,
+    wiener_fftlength: float = 2.0,
+) -> dict[str, dict[str, float]]:
+    """Evaluate DeepClean on ``[start, end)`` and write the report.
+
+    Args:
+        model: the exported ``model.pt`` that cleaned the data (its
+            metadata gives channels and bands).
+        data_file: raw data (gwpy HDF5) holding the stretch; a simulated
+            file's truth beside it adds the ideal and the injections.
+        cleaned_dir: folder of the ``*_DEEPCLEAN-*.gwf`` files.
+        output_dir: folder of ``report.html``, PNGs and
+            ``evaluation.json``.
+        start: GPS start of the evaluated stretch, s.
+        end: GPS end, s.
+        train_file: data on which the Wiener baselines are fitted
+            (normally the model's training data).
+        train_start: GPS start of the Wiener training span; file start
+            when None.
+        train_end: GPS end of that span; file end when None.
+        channel_suffix: cleaned strain is ``{strain}{suffix}``.
+        fftlength: Welch segment length of the evaluation ASDs, s.
+        wiener_fftlength: Welch segment length of the Wiener fit, s.
+
+    Returns:
+        The headline numbers per version (in-band ASD ratio, range gain,
+        excess over ideal ...), also in ``evaluation.json``.
+    """
+    from deepclean_clean.evaluate import evaluate
+    from deepclean_clean.report import write_report
+    from deepclean_clean.truth import read_truth
+    from deepclean_clean.wiener import find_mains, wiener_baselines
+    from deepclean_engine.exported import load_exported_model
+    from deepclean_io.hdf5 import read_timeseries
+
+    _, metadata = load_exported_model(model)
+    strain_channel = metadata["strain_channel"]
+    witnesses = list(metadata["witnesses"])
+    bands = metadata["bands"]
+    data, t0, sample_rate = read_timeseries(
+        data_file, [strain_channel, *witnesses], start, end, dtype=np.float64
+    )
+    train, _, _ = read_timeseries(
+        train_file,
+        [strain_channel, *witnesses],
+        train_start,
+        train_end,
+        dtype=np.float64,
+    )
+    cleaned = {
+        "DeepClean": read_cleaned(
+            cleaned_dir, f"{strain_channel}{channel_suffix}", start, end
+        )
+    }
+    cleaned.update(
+        wiener_baselines(
+            np.stack([train[w] for w in witnesses]),
+            train[strain_channel],
+            np.stack([data[w] for w in witnesses]),
+            data[strain_channel],
+            sample_rate,
+            bands,
+            find_mains(witnesses),
+            fftlength=wiener_fftlength,
+        )
+    )
+    truth = read_truth(data_file, start, end)
+    evaluation = evaluate(
+        data[strain_channel],
+        cleaned,
+        sample_rate,
+        bands,
+        start=t0,
+        ideal=None if truth is None else truth.ideal,
+        injections=() if truth is None else truth.templates,
+        fftlength=fftlength,
+    )
+    report = write_report(
+        output_dir,
+        evaluation,
+        title=f"DeepClean {strain_channel} {gps_text(start)}-{gps_text(end)}",
+    )
+    headline = evaluation.headline()
+    print(f"report: {report}")
+    print(json.dumps(headline, indent=2))
+    return headline

@@ -1,0 +1,109 @@
+"""``deepclean-clean evaluate``: clean a simulated stretch, then judge it."""
+
+import json
+
+import pytest
+import torch
+
+from deepclean_clean.assess import assess, read_cleaned
+from deepclean_clean.clean import clean
+from deepclean_clean.report import HTML_NAME, JSON_NAME
+from deepclean_data.simulate import simulate
+from deepclean_engine import CleaningConfig, save_exported_model
+
+SAMPLE_RATE = 512.0
+START = 1_000_000_000
+STRAIN = "H1:GDS-CALIB_STRAIN"
+WITNESSES = [
+    "H1:ASC-CHARD_P_INMON",
+    "H1:ASC-DHARD_Y_INMON",
+    "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
+]
+
+
+class MainsLine(torch.nn.Module):
+    """Predicts noise as a scaled copy of the mains monitor."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        return witnesses[:, 2] * self.scale
+
+
+@pytest.fixture(scope="module")
+def cleaned_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    data = simulate(
+        root / "data",
+        START,
+        384,
+        STRAIN,
+        WITNESSES,
+        SAMPLE_RATE,
+        seed=4,
+        progress=False,
+    )
+    config = CleaningConfig(sample_rate=SAMPLE_RATE, bands=((55.0, 65.0),))
+    model = save_exported_model(
+        MainsLine(1e-24),
+        {
+            "strain_channel": STRAIN,
+            "witnesses": WITNESSES,
+            "sample_rate": SAMPLE_RATE,
+            "bands": [[55.0, 65.0]],
+            "cleaning": config.to_dict(),
+        },
+        root / "model" / "model.pt",
+    )
+    clean(
+        model,
+        [data],
+        root / "cleaned",
+        start=START + 256,
+        end=START + 382,
+        file_length=64,
+        progress=False,
+    )
+    return root, data, model
+
+
+def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
+    root, data, model = cleaned_run
+    headline = assess(
+        model,
+        data,
+        root / "cleaned",
+        root / "report",
+        start=START + 256,
+        end=START + 380,
+        train_file=data,
+        train_start=START,
+        train_end=START + 256,
+    )
+    methods = {"DeepClean", "Wiener", "Wiener + products"}
+    assert set(headline) == methods | {"ideal"}
+    for numbers in (headline[name] for name in methods):
+        assert {"in_band_asd_ratio", "range_gain", "excess_over_ideal"} <= (
+            set(numbers)
+        )
+    # the baselines remove coupled noise on the simulator
+    assert headline["Wiener + products"]["in_band_asd_ratio"] < 0.9
+    saved = json.loads((root / "report" / JSON_NAME).read_text())
+    assert saved["headline"]["Wiener"]["in_band_asd_ratio"] == pytest.approx(
+        headline["Wiener"]["in_band_asd_ratio"]
+    )
+    assert (root / "report" / HTML_NAME).exists()
+
+
+def test_cleaned_span_must_be_covered(cleaned_run):
+    root, _, _ = cleaned_run
+    values = read_cleaned(
+        root / "cleaned", f"{STRAIN}_DC", START + 260, START + 300
+    )
+    assert values.shape == (40 * 512,)
+    with pytest.raises(ValueError, match="run deepclean-clean clean"):
+        read_cleaned(
+            root / "cleaned", f"{STRAIN}_DC", START + 200, START + 300
+        )

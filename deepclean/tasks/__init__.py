@@ -1,7 +1,17 @@
 """law tasks of the DeepClean pipeline."""
 
 from deepclean.tasks.base import DeepCleanTask
+from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
 from deepclean.tasks.pipeline import Pipeline
+from deepclean.tasks.train import Train
 
-__all__ = ["DeepCleanTask", "Fetch", "Pipeline", "Query"]
+__all__ = [
+    "Clean",
+    "DeepCleanTask",
+    "Evaluate",
+    "Fetch",
+    "Pipeline",
+    "Query",
+    "Train",
+]

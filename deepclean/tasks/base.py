@@ -43,6 +43,8 @@ DATA_FORWARDED = (
     "NDSSERVER",
     "DEFAULT_SEGMENT_SERVER",
 )
+# Weights & Biases settings, the API key included, for training with W&B
+WANDB_FORWARDED = ("WANDB_*",)
 # credential variables naming files that must be visible in the container
 CREDENTIAL_FILES = (
     "KRB5CCNAME",
@@ -165,7 +167,10 @@ class DeepCleanTask(law.SandboxTask):
 
     def run(self) -> None:
         self.make_output_dirs()
-        run_command(self.command(), log_file=self.log_file())
+        env = None
+        if self.gpus:
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": self.gpus}
+        run_command(self.command(), log_file=self.log_file(), env=env)
 
     @staticmethod
     def executable(name: str) -> str:

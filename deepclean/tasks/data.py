@@ -8,18 +8,16 @@ import law
 import luigi
 
 from deepclean.config import PathParameter, problems_list, shared
-from deepclean.couplings import resolve
+from deepclean.couplings import Resolved, resolve
 from deepclean.tasks.base import DATA_FORWARDED, DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
 
 SOURCES = ("simulated", "gwpy")
 
 
-class DataTask(DeepCleanTask):
-    """Parameters shared by the data tasks."""
-
-    project = "data"
-    forwarded = (*DeepCleanTask.forwarded, *DATA_FORWARDED)
+class DataParameters(law.Task):
+    """What data the pipeline works on; every task downstream of
+    :class:`Fetch` carries these so that it can require it."""
 
     ifo = shared(
         "ifo",
@@ -58,23 +56,31 @@ class DataTask(DeepCleanTask):
         description="simulated (no credentials) or gwpy (LIGO servers)",
     )
 
-    def bind_paths(self) -> list[str]:
-        return [self.data_dir, *super().bind_paths()]
-
-    @property
-    def channels(self) -> list[str]:
-        """Strain followed by the witnesses of the chosen problems."""
-        resolved = resolve(
-            self.ifo,
-            problems_list(self.problems),
-            self.couplings_file or None,
-        )
-        return [f"{self.ifo}:{self.strain_channel}", *resolved.witnesses]
-
-
-class Query(DataTask):
-    """Analysis-ready segments of [start, end) as a segment file."""
-
+    sample_rate = shared("sample_rate", luigi.FloatParameter, description="Hz")
+    max_duration = shared(
+        "max_duration",
+        luigi.FloatParameter,
+        description="longest file written, seconds",
+    )
+    prefix = shared("prefix", description="file name prefix")
+    seed = shared(
+        "simulation_seed",
+        luigi.IntParameter,
+        description="seed of the simulated detector",
+    )
+    simulation_config = shared(
+        "simulation_config",
+        PathParameter,
+        default="",
+        description="YAML file of SimulationConfig fields (line and "
+        "coupling strengths, drift, injections)",
+    )
+    gwpy_source = shared(
+        "gwpy_source",
+        default="",
+        description="gwpy data source for source=gwpy: gwdatafind, nds2, "
+        "or empty to let gwpy try each",
+    )
     segment_flag = shared(
         "segment_flag",
         description="data-quality flag without IFO prefix",
@@ -88,6 +94,34 @@ class Query(DataTask):
         description="where real segments come from: DQSegDB (LIGO "
         "account) or GWOSC (open-data flags such as H1_DATA)",
     )
+
+    def resolved(self) -> Resolved:
+        """Bands and witnesses of the chosen subtraction problems."""
+        return resolve(
+            self.ifo, problems_list(self.problems), self.couplings_file or None
+        )
+
+    @property
+    def channels(self) -> list[str]:
+        """Strain followed by the witnesses of the chosen problems."""
+        return [
+            f"{self.ifo}:{self.strain_channel}",
+            *self.resolved().witnesses,
+        ]
+
+
+class DataTask(DataParameters, DeepCleanTask):
+    """A task of the data project."""
+
+    project = "data"
+    forwarded = (*DeepCleanTask.forwarded, *DATA_FORWARDED)
+
+    def bind_paths(self) -> list[str]:
+        return [self.data_dir, *super().bind_paths()]
+
+
+class Query(DataTask):
+    """Analysis-ready segments of [start, end) as a segment file."""
 
     def output(self):
         return law.LocalFileTarget(
@@ -115,31 +149,6 @@ class Query(DataTask):
 class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
     """One HDF5 file per segment (cut at max_duration), gwpy's layout."""
 
-    sample_rate = shared("sample_rate", luigi.FloatParameter, description="Hz")
-    max_duration = shared(
-        "max_duration",
-        luigi.FloatParameter,
-        description="longest file written, seconds",
-    )
-    prefix = shared("prefix", description="file name prefix")
-    seed = shared(
-        "simulation_seed",
-        luigi.IntParameter,
-        description="seed of the simulated detector",
-    )
-    simulation_config = shared(
-        "simulation_config",
-        PathParameter,
-        default="",
-        description="YAML file of SimulationConfig fields (line and "
-        "coupling strengths, drift, injections)",
-    )
-    gwpy_source = shared(
-        "gwpy_source",
-        default="",
-        description="gwpy data source for source=gwpy: gwdatafind, nds2, "
-        "or empty to let gwpy try each",
-    )
     job_log = PathParameter(
         default="",
         significant=False,

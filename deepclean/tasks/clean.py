@@ -1,0 +1,208 @@
+"""Clean archived data with a trained model, then evaluate the result."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import law
+import luigi
+
+from deepclean.config import PathParameter, shared
+from deepclean.tasks.base import DeepCleanTask
+from deepclean.tasks.condor import CondorWorkflow
+from deepclean.tasks.data import DataParameters, Fetch
+from deepclean.tasks.train import Train, TrainParameters
+
+
+class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
+    """Parameters shared by Clean and Evaluate."""
+
+    project = "clean"
+
+    model = PathParameter(
+        default="",
+        description="exported model.pt; empty: the model Train writes",
+    )
+    clean_dir = shared(
+        "clean_dir", PathParameter, description="folder of cleaned frames"
+    )
+    clean_start = shared(
+        "clean_start", luigi.FloatParameter, description="GPS start"
+    )
+    clean_end = shared(
+        "clean_end", luigi.FloatParameter, description="GPS end"
+    )
+    channel_suffix = shared(
+        "cleaned_suffix", default="_DC", description="cleaned channel suffix"
+    )
+
+    def model_path(self) -> str:
+        return self.model or Train.req(self).output().path
+
+    def fetched_files(self) -> list[tuple[str, float, float]]:
+        """``(path, start, end)`` of every fetched file, in GPS order."""
+        fetch = Fetch.req(self)
+        return sorted(
+            (
+                fetch.req(fetch, branch=branch).output().path,
+                start,
+                start + duration,
+            )
+            for branch, (start, duration) in fetch.branch_map.items()
+        )
+
+
+class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
+    """One branch per fetched file overlapping [clean_start, clean_end):
+    ``{obs}-{ifo}_DEEPCLEAN-{gps}-{dur}.gwf`` files and a JSON summary."""
+
+    file_length = shared(
+        "clean_file_length",
+        luigi.FloatParameter,
+        default=4096.0,
+        description="seconds per output GWF file (1 for replays)",
+    )
+    write_noise = luigi.BoolParameter(
+        default=False, description="also write the predicted noise"
+    )
+    write_raw = luigi.BoolParameter(
+        default=False, description="also write the raw strain"
+    )
+
+    def condor_base_directory(self) -> str:
+        return self.clean_dir
+
+    def workflow_requires(self):
+        requirements = super().workflow_requires()
+        requirements["data"] = Fetch.req(self)
+        if not self.model:
+            requirements["model"] = Train.req(self)
+        return requirements
+
+    def requires(self):
+        return self.workflow_requires()
+
+    @law.dynamic_workflow_condition
+    def workflow_condition(self) -> bool:
+        return self.workflow_input()["data"]["collection"].exists()
+
+    @workflow_condition.create_branch_map
+    def create_branch_map(self) -> dict[int, tuple[str, float, float]]:
+        branches = {}
+        for path, start, end in self.fetched_files():
+            first = max(start, self.clean_start)
+            last = min(end, self.clean_end)
+            if last > first:
+                branches[len(branches)] = (path, first, last)
+        return branches
+
+    @workflow_condition.output
+    def output(self):
+        _, start, end = self.branch_data
+        return law.LocalFileTarget(
+            os.path.join(self.clean_dir, f"clean-{start:.0f}-{end:.0f}.json")
+        )
+
+    def bind_paths(self) -> list[str]:
+        path, _, _ = self.branch_data
+        return [
+            self.clean_dir,
+            os.path.dirname(path),
+            os.path.dirname(self.model_path()),
+            *super().bind_paths(),
+        ]
+
+    def command(self) -> list[str]:
+        path, start, end = self.branch_data
+        device = "cuda:0" if self.gpus else "cpu"
+        return [
+            self.executable("deepclean-clean"),
+            "clean",
+            f"--model={self.model_path()}",
+            f"--data_files=[{path}]",
+            f"--output_dir={self.clean_dir}",
+            f"--start={start}",
+            f"--end={end}",
+            f"--file_length={self.file_length}",
+            f"--channel_suffix={self.channel_suffix}",
+            f"--write_noise={str(self.write_noise).lower()}",
+            f"--write_raw={str(self.write_raw).lower()}",
+            f"--device={device}",
+            f"--summary={self.output().path}",
+        ]
+
+
+class Evaluate(CleanParameters):
+    """Report on the longest cleaned stretch: DeepClean against Wiener
+    baselines (fitted on the training span) and, for simulated data, the
+    ideal."""
+
+    report_dir = shared(
+        "report_dir", PathParameter, description="folder of the report"
+    )
+
+    def requires(self):
+        requirements = {"clean": Clean.req(self)}
+        if not self.model:
+            requirements["model"] = Train.req(self)
+        return requirements
+
+    def output(self):
+        return law.LocalFileTarget(
+            os.path.join(self.report_dir, "evaluation.json")
+        )
+
+    def stretch(self) -> tuple[str, float, float]:
+        """``(data file, start, end)`` of the longest cleaned span."""
+        candidates = []
+        clean = self.requires()["clean"]
+        for branch, target in clean.output()["collection"].targets.items():
+            path = clean.branch_map[branch][0]
+            summary = json.loads(target.load(formatter="text"))
+            candidates.extend((path, a, b) for a, b in summary["cleaned"])
+        if not candidates:
+            raise ValueError(
+                f"nothing was cleaned in [{self.clean_start}, "
+                f"{self.clean_end}); see the clean summaries in "
+                f"{self.clean_dir}"
+            )
+        return max(candidates, key=lambda c: c[2] - c[1])
+
+    def bind_paths(self) -> list[str]:
+        return [
+            self.report_dir,
+            self.clean_dir,
+            os.path.dirname(self.stretch()[0]),
+            os.path.dirname(self.model_path()),
+            *super().bind_paths(),
+        ]
+
+    def command(self) -> list[str]:
+        path, start, end = self.stretch()
+        args = [
+            self.executable("deepclean-clean"),
+            "evaluate",
+            f"--model={self.model_path()}",
+            f"--data_file={path}",
+            f"--cleaned_dir={self.clean_dir}",
+            f"--output_dir={self.report_dir}",
+            f"--start={start}",
+            f"--end={end}",
+            f"--channel_suffix={self.channel_suffix}",
+        ]
+        if self.model:
+            return [*args, f"--train_file={path}"]
+        train_file = Train.req(self).training_file()
+        file_start = next(
+            start
+            for path, start, _ in self.fetched_files()
+            if path == train_file
+        )
+        train_start = file_start + self.train_offset
+        return [
+            *args,
+            f"--train_file={train_file}",
+            f"--train_start={train_start}",
+            f"--train_end={train_start + self.train_duration}",
+        ]

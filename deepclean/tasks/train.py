@@ -1,0 +1,127 @@
+"""Train a DeepClean model on fetched (or simulated) data."""
+
+from __future__ import annotations
+
+import os
+
+import law
+import luigi
+
+from deepclean.config import PathParameter, shared
+from deepclean.tasks.base import WANDB_FORWARDED, DeepCleanTask
+from deepclean.tasks.data import DataParameters, Fetch
+
+
+class TrainParameters(law.Task):
+    """How the model is trained; tasks that require :class:`Train` carry
+    these."""
+
+    train_dir = shared(
+        "train_dir", PathParameter, description="folder of model.pt etc."
+    )
+    train_config = shared(
+        "train_config",
+        PathParameter,
+        description="YAML of model and optimiser settings",
+    )
+    data_fname = PathParameter(
+        default="",
+        description="HDF5 training file; empty: the first file Fetch writes",
+    )
+    train_offset = luigi.FloatParameter(
+        default=0.0,
+        description="start of the training span, seconds into the file "
+        "(retraining on later stretches)",
+    )
+    train_duration = shared("train_duration", luigi.FloatParameter)
+    valid_duration = shared("valid_duration", luigi.FloatParameter)
+    init_from = PathParameter(
+        default="",
+        description="exported model.pt to fine-tune from (use a lower "
+        "learning rate in the YAML)",
+    )
+    use_wandb = shared(
+        "use_wandb",
+        luigi.BoolParameter,
+        default=False,
+        significant=False,
+        description="log to Weights & Biases (entity, project ... from "
+        "the YAML's wandb section)",
+    )
+
+
+class Train(DataParameters, TrainParameters, DeepCleanTask):
+    """``deepclean-train fit``: writes ``{train_dir}/model.pt``.
+
+    Training starts ``train_offset`` s into the data file and uses
+    ``train_duration`` s, then ``valid_duration`` s of validation.
+    Channels, bands and sample rate come from the couplings registry and
+    ``luigi.cfg``, injected into the YAML's ``data`` section.
+    """
+
+    project = "train"
+
+    @property
+    def forwarded(self) -> tuple[str, ...]:
+        if self.use_wandb:
+            return (*DeepCleanTask.forwarded, *WANDB_FORWARDED)
+        return DeepCleanTask.forwarded
+
+    def requires(self):
+        if self.data_fname:
+            return []
+        return Fetch.req(self)
+
+    def output(self):
+        return law.LocalFileTarget(os.path.join(self.train_dir, "model.pt"))
+
+    def bind_paths(self) -> list[str]:
+        paths = [
+            self.train_dir,
+            os.path.dirname(self.training_file()),
+            os.path.dirname(self.train_config),
+        ]
+        if self.init_from:
+            paths.append(os.path.dirname(self.init_from))
+        return [*paths, *super().bind_paths()]
+
+    def training_file(self) -> str:
+        """The data file holding the training and validation spans."""
+        if self.data_fname:
+            return self.data_fname
+        fetch = Fetch.req(self)
+        first = min(fetch.branch_map, key=lambda b: fetch.branch_map[b][0])
+        return fetch.req(fetch, branch=first).output().path
+
+    def command(self) -> list[str]:
+        resolved = self.resolved()
+        bands = ",".join(f"[{low},{high}]" for low, high in resolved.bands)
+        args = [
+            self.executable("deepclean-train"),
+            "fit",
+            f"--config={self.train_config}",
+            f"--data.fname={self.training_file()}",
+            f"--data.strain_channel={self.ifo}:{self.strain_channel}",
+            f"--data.witnesses=[{','.join(resolved.witnesses)}]",
+            f"--data.bands=[{bands}]",
+            f"--data.sample_rate={self.sample_rate}",
+            f"--data.train_offset={self.train_offset}",
+            f"--data.train_duration={self.train_duration}",
+            f"--data.valid_duration={self.valid_duration}",
+            f"--trainer.default_root_dir={self.train_dir}",
+        ]
+        if self.gpus:
+            devices = len(self.gpus.split(","))
+            args += [
+                "--trainer.accelerator=gpu",
+                f"--trainer.devices={devices}",
+            ]
+            if devices > 1:
+                args.append("--trainer.strategy=ddp")
+        else:
+            args += ["--trainer.accelerator=cpu", "--trainer.devices=1"]
+        if self.init_from:
+            args.append(f"--model.init_from={self.init_from}")
+        if self.use_wandb:
+            args.append("--wandb.enabled=true")
+        return args

@@ -1,0 +1,128 @@
+"""Command lines of Train, Clean and Evaluate over fetched files."""
+
+import json
+
+import pytest
+
+from deepclean.tasks import Clean, Evaluate, Train
+
+T0 = 1262304000
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / f"segments-{T0}-{T0 + 6144}.txt").write_text(f"{T0} {T0 + 6144}\n")
+    for start, duration in ((T0, 4096), (T0 + 4096, 2048)):
+        (data / f"deepclean-{start}-{duration}.hdf5").touch()
+    return tmp_path
+
+
+def _params(run_dir, **kwargs):
+    params = {
+        "data_dir": str(run_dir / "data"),
+        "start": T0,
+        "end": T0 + 6144,
+        "min_duration": 1024,
+        "max_duration": 4096,
+        "train_dir": str(run_dir / "train"),
+        "clean_dir": str(run_dir / "cleaned"),
+        "report_dir": str(run_dir / "report"),
+        "clean_start": T0 + 4096,
+        "clean_end": T0 + 6144,
+    }
+    params.update(kwargs)
+    return params
+
+
+def _task(cls, run_dir, **kwargs):
+    params = _params(run_dir, **kwargs)
+    names = set(cls.get_param_names(include_significant=True))
+    return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def _arg(command, name):
+    return next(a.split("=", 1)[1] for a in command if a.startswith(name))
+
+
+class TestTrain:
+    def test_first_fetched_file_and_injected_data_parameters(self, run_dir):
+        task = _task(Train, run_dir, train_offset=100.0)
+        command = task.command()
+        assert command[1] == "fit"
+        assert _arg(command, "--data.fname=") == str(
+            run_dir / "data" / f"deepclean-{T0}-4096.hdf5"
+        )
+        assert _arg(command, "--data.bands=") == "[[55.0,65.0]]"
+        assert _arg(command, "--data.witnesses=").count("H1:") == 21
+        assert _arg(command, "--data.train_offset=") == "100.0"
+        assert _arg(command, "--trainer.accelerator=") == "cpu"
+        assert task.output().path == str(run_dir / "train" / "model.pt")
+
+    def test_gpus_and_ddp(self, run_dir):
+        command = _task(Train, run_dir, gpus="0,1").command()
+        assert _arg(command, "--trainer.accelerator=") == "gpu"
+        assert _arg(command, "--trainer.devices=") == "2"
+        assert _arg(command, "--trainer.strategy=") == "ddp"
+
+    def test_wandb_key_forwarded_only_when_enabled(self, run_dir, monkeypatch):
+        monkeypatch.setenv("WANDB_API_KEY", "secret")
+        monkeypatch.setenv("WANDB_ENTITY", "ligo")
+        plain = _task(Train, run_dir).sandbox_env({})
+        assert "WANDB_API_KEY" not in plain
+        task = _task(Train, run_dir, use_wandb=True)
+        env = task.sandbox_env({})
+        assert env["WANDB_API_KEY"] == "secret"
+        assert env["WANDB_ENTITY"] == "ligo"
+        assert "--wandb.enabled=true" in task.command()
+        assert "secret" not in " ".join(task.command())
+
+    def test_fine_tuning(self, run_dir):
+        model = run_dir / "old" / "model.pt"
+        command = _task(Train, run_dir, init_from=str(model)).command()
+        assert _arg(command, "--model.init_from=") == str(model)
+
+
+class TestClean:
+    def test_branches_cover_the_requested_stretch(self, run_dir):
+        task = _task(Clean, run_dir, clean_start=T0 + 4000)
+        assert list(task.branch_map.values()) == [
+            (
+                str(run_dir / "data" / f"deepclean-{T0}-4096.hdf5"),
+                T0 + 4000,
+                T0 + 4096,
+            ),
+            (
+                str(run_dir / "data" / f"deepclean-{T0 + 4096}-2048.hdf5"),
+                T0 + 4096,
+                T0 + 6144,
+            ),
+        ]
+
+    def test_command(self, run_dir):
+        task = _task(Clean, run_dir, branch=0, gpus="1")
+        command = task.command()
+        assert command[1] == "clean"
+        assert _arg(command, "--model=") == str(run_dir / "train" / "model.pt")
+        assert _arg(command, "--device=") == "cuda:0"
+        assert _arg(command, "--summary=") == task.output().path
+        assert task.output().path.endswith(
+            f"clean-{T0 + 4096}-{T0 + 6144}.json"
+        )
+
+
+def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
+    task = _task(Evaluate, run_dir, train_offset=0.0)
+    clean_dir = run_dir / "cleaned"
+    clean_dir.mkdir()
+    summary = {"cleaned": [[T0 + 4098, T0 + 6142]]}
+    (clean_dir / f"clean-{T0 + 4096}-{T0 + 6144}.json").write_text(
+        json.dumps(summary)
+    )
+    command = task.command()
+    assert command[1] == "evaluate"
+    assert float(_arg(command, "--start=")) == T0 + 4098
+    assert float(_arg(command, "--end=")) == T0 + 6142
+    assert float(_arg(command, "--train_start=")) == T0
+    assert float(_arg(command, "--train_end=")) == T0 + 2048

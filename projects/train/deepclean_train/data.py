@@ -1,0 +1,345 @@
+"""Training, validation and test spans of one data file, on the device.
+
+The data module reads a gwpy-layout HDF5 file, checks it against the
+configuration, fits the witness and strain scalers on the training span
+and serves:
+
+- training batches: ``batch_size`` windows of ``kernel_length`` s at
+  random offsets (1-sample stride) into the training span, gathered on
+  the device the model is on from the whole span kept there as a tensor;
+- validation and test spans: raw strain and witnesses of the span, on
+  the device, for the cleaning engine.
+
+Spans follow each other without overlap: training starts ``train_offset``
+s after the file start, validation follows it, the test span follows
+validation.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from deepclean_engine import (
+    BandpassFilter,
+    ChannelStandardScaler,
+    StrainScaler,
+    validate_bands,
+)
+from deepclean_engine.config import whole_samples
+from deepclean_io import file_info, read_timeseries
+
+Band = tuple[float, float]
+SPAN_NAMES = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Raw strain and witnesses of one contiguous span.
+
+    Attributes:
+        name: ``"train"``, ``"valid"`` or ``"test"``.
+        t0: GPS time of the first sample, s.
+        strain: raw strain, float64, ``(time,)``.
+        witnesses: raw witnesses, float32, ``(channels, time)``.
+    """
+
+    name: str
+    t0: float
+    strain: torch.Tensor
+    witnesses: torch.Tensor
+
+    def to(self, device: torch.device) -> "Span":
+        """Copy of the span on ``device``."""
+        return Span(
+            self.name,
+            self.t0,
+            self.strain.to(device),
+            self.witnesses.to(device),
+        )
+
+
+class DeepCleanDataModule(pl.LightningDataModule):
+    """Windows of witnesses and band-passed strain from one HDF5 file.
+
+    Args:
+        fname: gwpy-layout HDF5 file holding the strain and witnesses.
+        strain_channel: name of the strain channel.
+        witnesses: witness channel names, in the order the model sees.
+        sample_rate: expected sample rate of the file, Hz.
+        bands: ``(low, high)`` cleaning bands, Hz.
+        kernel_length: window length, s.
+        train_duration: length of the training span, s.
+        valid_duration: length of the validation span after it, s.
+        test_duration: length of the test span after validation, s
+            (0 for none).
+        train_offset: start of the training span after the file start, s
+            (to train or retrain on a later stretch).
+        batch_size: windows per training batch.
+        batches_per_epoch: training batches per epoch.
+        filter_order: Butterworth order of the target band-pass.
+    """
+
+    def __init__(
+        self,
+        fname: str,
+        strain_channel: str,
+        witnesses: list[str],
+        sample_rate: float,
+        bands: list[Band],
+        kernel_length: float = 1.0,
+        train_duration: float = 2048.0,
+        valid_duration: float = 512.0,
+        test_duration: float = 0.0,
+        train_offset: float = 0.0,
+        batch_size: int = 64,
+        batches_per_epoch: int = 64,
+        filter_order: int = 8,
+    ) -> None:
+        super().__init__()
+        if not witnesses:
+            raise ValueError("witnesses is empty; list the witness channels")
+        duplicates = sorted({w for w in witnesses if witnesses.count(w) > 1})
+        if duplicates:
+            raise ValueError(
+                f"witness channels {duplicates} are listed more than once; "
+                "list each channel once"
+            )
+        if strain_channel in witnesses:
+            raise ValueError(
+                f"the strain channel {strain_channel!r} is also listed as a "
+                "witness; remove it from witnesses"
+            )
+        for name, value in (
+            ("train_duration", train_duration),
+            ("valid_duration", valid_duration),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 s, got {value}")
+        if test_duration < 0 or train_offset < 0:
+            raise ValueError(
+                "test_duration and train_offset must be >= 0 s, got "
+                f"{test_duration} and {train_offset}"
+            )
+        if batch_size < 1 or batches_per_epoch < 1:
+            raise ValueError(
+                "batch_size and batches_per_epoch must be >= 1, got "
+                f"{batch_size} and {batches_per_epoch}"
+            )
+        self.fname = Path(fname)
+        self.strain_channel = strain_channel
+        self.witnesses = list(witnesses)
+        self.sample_rate = float(sample_rate)
+        self.bands = validate_bands(bands, sample_rate)
+        self.kernel_length = kernel_length
+        self.kernel_size = whole_samples(
+            "kernel_length", kernel_length, sample_rate
+        )
+        self.durations = {
+            "train": train_duration,
+            "valid": valid_duration,
+            "test": test_duration,
+        }
+        for name, duration in self.durations.items():
+            whole_samples(f"{name}_duration", duration, sample_rate)
+        self.train_offset = train_offset
+        self.batch_size = batch_size
+        self.batches_per_epoch = batches_per_epoch
+        self.witness_scaler = ChannelStandardScaler(len(witnesses))
+        self.strain_scaler = StrainScaler()
+        self.bandpass = BandpassFilter(self.bands, sample_rate, filter_order)
+        self.spans: dict[str, Span] = {}
+        self.bounds: dict[str, tuple[float, float]] = {}
+        self.target = torch.empty(0)
+        self._on_device: dict[str, Span] = {}
+        self._target_on_device: torch.Tensor | None = None
+        self._generator: torch.Generator | None = None
+
+    @property
+    def channels(self) -> list[str]:
+        """Strain channel followed by the witnesses."""
+        return [self.strain_channel, *self.witnesses]
+
+    @property
+    def train_span(self) -> tuple[float, float]:
+        """GPS ``(start, end)`` of the training span, s (after setup)."""
+        if "train" not in self.bounds:
+            raise RuntimeError("call setup() before asking for the spans")
+        return self.bounds["train"]
+
+    def span_bounds(self, t0: float) -> dict[str, tuple[float, float]]:
+        """GPS ``(start, end)`` of each non-empty span, s.
+
+        Args:
+            t0: GPS start of the file, s.
+        """
+        bounds = {}
+        start = t0 + self.train_offset
+        for name in SPAN_NAMES:
+            end = start + self.durations[name]
+            if end > start:
+                bounds[name] = (start, end)
+            start = end
+        return bounds
+
+    def _check_file(self) -> dict[str, tuple[float, float]]:
+        """Refuse a file that lacks channels, time or the sample rate."""
+        if not self.fname.is_file():
+            raise FileNotFoundError(
+                f"data file {self.fname} does not exist; pass an existing "
+                "HDF5 file as data.fname"
+            )
+        info = file_info(self.fname)
+        missing = [c for c in self.channels if c not in info.channels]
+        if missing:
+            raise ValueError(
+                f"channels {missing} are not in {self.fname}; it holds "
+                f"{sorted(info.channels)}. Fix the channel names or fetch "
+                "a file that has them"
+            )
+        if not math.isclose(info.sample_rate, self.sample_rate):
+            raise ValueError(
+                f"{self.fname} is sampled at {info.sample_rate:g} Hz but "
+                f"sample_rate is {self.sample_rate:g} Hz; set "
+                f"data.sample_rate to {info.sample_rate:g} or resample the "
+                "file"
+            )
+        bounds = self.span_bounds(info.t0)
+        needed = max(end for _, end in bounds.values()) - info.t0
+        if needed > info.duration + 0.5 / info.sample_rate:
+            raise ValueError(
+                f"{self.fname} holds {info.duration:g} s but train_offset + "
+                f"train, valid and test durations need {needed:g} s; "
+                "shorten the spans or use a longer file"
+            )
+        return bounds
+
+    def _read_span(self, name: str, start: float, end: float) -> Span:
+        data, t0, _ = read_timeseries(self.fname, self.channels, start, end)
+        for channel, values in data.items():
+            bad = ~np.isfinite(values)
+            if bad.any():
+                first = t0 + np.argmax(bad) / self.sample_rate
+                raise ValueError(
+                    f"channel {channel!r} has {int(bad.sum())} NaN/inf "
+                    f"samples in the {name} span [{start}, {end}) of "
+                    f"{self.fname}, the first at GPS {first}; move the "
+                    "spans (data.train_offset and durations) to data "
+                    "without gaps"
+                )
+        strain = torch.from_numpy(
+            np.asarray(data[self.strain_channel], dtype=np.float64)
+        )
+        witnesses = torch.from_numpy(
+            np.stack([data[w] for w in self.witnesses]).astype(np.float32)
+        )
+        return Span(name, t0, strain, witnesses)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read the spans and fit the scalers on the training span."""
+        if self.spans:
+            return
+        self.bounds = self._check_file()
+        self.spans = {
+            name: self._read_span(name, start, end)
+            for name, (start, end) in self.bounds.items()
+        }
+        train = self.spans["train"]
+        settling = self.bandpass.settling_size
+        if train.strain.shape[-1] < self.kernel_size + 2 * settling + 1:
+            raise ValueError(
+                f"the training span ({self.durations['train']} s) is shorter "
+                f"than one kernel ({self.kernel_length} s) plus the "
+                f"band-pass settling time on both sides "
+                f"({settling / self.sample_rate} s each); lengthen it"
+            )
+        self.witness_scaler.fit(train.witnesses)
+        target = self.bandpass(train.strain)
+        self.strain_scaler.fit(target)
+        self.target = self.strain_scaler(target).to(torch.float32)
+
+    def _device(self) -> torch.device:
+        return self.trainer.lightning_module.device
+
+    def span_on_device(self, name: str, device: torch.device) -> Span:
+        """A span moved to ``device`` once and kept there."""
+        span = self._on_device.get(name)
+        if span is None or span.strain.device != device:
+            span = self.spans[name].to(device)
+            self._on_device[name] = span
+        return span
+
+    def _window_generator(self, device: torch.device) -> torch.Generator:
+        """Random generator on ``device``, seeded differently per rank.
+
+        Seeded from ``torch.initial_seed()`` (set by ``seed_everything``)
+        plus the global rank, so that data-parallel processes draw
+        different windows.
+        """
+        generator = self._generator
+        if generator is None or generator.device != device:
+            rank = 0 if self.trainer is None else self.trainer.global_rank
+            generator = torch.Generator(device=device)
+            generator.manual_seed(torch.initial_seed() + rank)
+            self._generator = generator
+        return generator
+
+    def sample_batch(
+        self, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Random windows of the training span, gathered on ``device``.
+
+        Offsets are drawn uniformly (1-sample stride) among windows whose
+        target lies further than the band-pass settling time from the
+        span's ends; the windows are gathered in one indexing of a strided
+        view, straight into contiguous batch memory.
+
+        Returns:
+            Raw witnesses ``(batch, channels, kernel_size)`` (float32)
+            and the scaled, band-passed strain ``(batch, kernel_size)``.
+        """
+        train = self.span_on_device("train", device)
+        target = self._target_on_device
+        if target is None or target.device != device:
+            self._target_on_device = self.target.to(device)
+        settling = self.bandpass.settling_size
+        last_offset = train.strain.shape[-1] - settling - self.kernel_size
+        offsets = torch.randint(
+            settling,
+            last_offset + 1,
+            (self.batch_size,),
+            device=device,
+            generator=self._window_generator(device),
+        )
+        kernel = self.kernel_size
+        windows = train.witnesses.unfold(-1, kernel, 1).transpose(0, 1)
+        targets = self._target_on_device.unfold(-1, kernel, 1)
+        return windows[offsets], targets[offsets]
+
+    def train_dataloader(self) -> DataLoader:
+        """Batch indices; windows are drawn on the device."""
+        return DataLoader(range(self.batches_per_epoch), batch_size=None)
+
+    def val_dataloader(self) -> DataLoader:
+        """One item: the validation span."""
+        return DataLoader(["valid"], batch_size=None)
+
+    def test_dataloader(self) -> DataLoader:
+        """One item: the test span (``test_duration`` must be > 0)."""
+        if "test" not in self.spans:
+            raise ValueError(
+                "no test span: set data.test_duration > 0 to test"
+            )
+        return DataLoader(["test"], batch_size=None)
+
+    def on_after_batch_transfer(
+        self, batch: int | str, dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | Span:
+        """Turn a batch index into windows, a span name into the span."""
+        if isinstance(batch, str):
+            return self.span_on_device(batch, self._device())
+        return self.sample_batch(self._device())

@@ -1,0 +1,113 @@
+"""Export a trained model as self-contained TorchScript.
+
+``model.pt`` is a TorchScript :class:`~deepclean_train.model.NoisePredictor`
+in eval mode: raw witnesses ``(batch, channels, kernel)`` in, predicted
+noise in strain units ``(batch, kernel)`` out (witness standardisation
+and strain unscaling included). Its metadata (channel order, sample
+rate, bands, kernel length, stride, the cleaning engine's parameters,
+training span, package version) is stored inside the file as the extra
+file ``metadata.json`` and beside it as ``model.json``.
+"""
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from deepclean_engine import (
+    MODEL_NAME,
+    load_exported_model,
+    save_exported_model,
+)
+
+if TYPE_CHECKING:
+    from deepclean_train.model import DeepCleanModel
+
+
+def model_metadata(
+    model: "DeepCleanModel", train_span: tuple[float, float]
+) -> dict[str, Any]:
+    """Everything a cleaner needs to use the exported model.
+
+    Args:
+        model: the trained model.
+        train_span: GPS ``(start, end)`` of the training data, s.
+
+    Returns:
+        JSON-serialisable metadata; ``cleaning`` is the engine's
+        :class:`~deepclean_engine.CleaningConfig` as a dictionary.
+    """
+    config = model.cleaning_config
+    return {
+        "strain_channel": model.hparams.strain_channel,
+        "witnesses": list(model.hparams.witnesses),
+        "sample_rate": config.sample_rate,
+        "bands": [list(band) for band in config.bands],
+        "kernel_length": config.kernel_length,
+        "stride": 1 / config.inference_sampling_rate,
+        "cleaning": config.to_dict(),
+        "architecture": type(model.network).__name__,
+        "train_span": [float(train_span[0]), float(train_span[1])],
+        "package_version": version("deepclean-train"),
+        "torch_version": torch.__version__,
+    }
+
+
+def export_model(
+    model: "DeepCleanModel",
+    output_dir: str | Path,
+    train_span: tuple[float, float],
+) -> Path:
+    """Write ``{output_dir}/model.pt`` and ``{output_dir}/model.json``.
+
+    The predictor is scripted on the CPU in eval mode, so BatchNorm uses
+    its running statistics (the format is
+    :mod:`deepclean_engine.exported`'s).
+
+    Args:
+        model: the trained model (not modified).
+        output_dir: destination folder, created if needed.
+        train_span: GPS ``(start, end)`` of the training data, s.
+
+    Returns:
+        Path of ``model.pt``.
+    """
+    return save_exported_model(
+        model.predictor,
+        model_metadata(model, train_span),
+        Path(output_dir) / MODEL_NAME,
+    )
+
+
+def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
+    """Initialise ``model``'s network from an exported model (fine-tuning).
+
+    Only the network weights are taken; the scalers are refitted on the
+    new training data.
+
+    Raises:
+        ValueError: the exported model was trained on other channels, at
+            another sample rate, or with another architecture.
+    """
+    module, metadata = load_exported_model(path)
+    expected = {
+        "strain_channel": model.hparams.strain_channel,
+        "witnesses": list(model.hparams.witnesses),
+        "sample_rate": float(model.hparams.sample_rate),
+    }
+    for key, value in expected.items():
+        if metadata[key] != value:
+            raise ValueError(
+                f"cannot fine-tune from {path}: its {key} {metadata[key]} "
+                f"differs from this model's {value}; train from scratch "
+                "or use a model trained on the same channels"
+            )
+    try:
+        model.network.load_state_dict(module.network.state_dict())
+    except RuntimeError as error:
+        raise ValueError(
+            f"cannot fine-tune from {path}: its network "
+            f"({metadata['architecture']}) does not fit this model's "
+            f"({type(model.network).__name__}) with these settings: {error}"
+        ) from error

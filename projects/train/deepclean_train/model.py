@@ -1,0 +1,256 @@
+"""The DeepClean LightningModule: training loss, engine validation, export.
+
+Training minimises the in-band ASD ratio of the residual between the
+band-passed, scaled strain and the network's prediction (float64 Welch,
+optionally mixed with MSE). Validation cleans the whole validation span
+with the shared :class:`~deepclean_engine.CleaningEngine`, exactly as
+production does, and logs the in-band ASD ratio of cleaned to raw strain
+as ``val_asdr`` (lower is better).
+"""
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from deepclean_engine import (
+    ASDRatioLoss,
+    ChannelStandardScaler,
+    CleanedSegment,
+    CleaningConfig,
+    CleaningEngine,
+    StrainScaler,
+    asd_ratio,
+)
+from deepclean_engine.config import EdgeHandling
+from deepclean_train.data import Band, DeepCleanDataModule, Span
+from deepclean_train.export import load_pretrained_network
+
+
+class NoisePredictor(nn.Module):
+    """Raw witnesses in, predicted coupled noise in strain units out.
+
+    ``strain_scale * network((witnesses - mean) / std)``: the exported
+    model and the cleaning engine's noise model.
+
+    Args:
+        network: maps standardised witnesses ``(batch, channels, time)``
+            to scaled noise ``(batch, time)``.
+        num_channels: number of witness channels.
+    """
+
+    def __init__(self, network: nn.Module, num_channels: int) -> None:
+        super().__init__()
+        self.witness_scaler = ChannelStandardScaler(num_channels)
+        self.network = network
+        self.strain_scaler = StrainScaler()
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """Predict noise.
+
+        Args:
+            witnesses: raw witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Predicted noise in strain units, ``(batch, time)``.
+        """
+        scaled = self.network(self.witness_scaler(witnesses))
+        return self.strain_scaler(scaled, inverse=True)
+
+
+class DeepCleanModel(pl.LightningModule):
+    """Train a noise predictor and validate it with the cleaning engine.
+
+    ``sample_rate``, ``bands``, ``kernel_length``, ``filter_order``,
+    ``strain_channel`` and ``witnesses`` are linked from the data module
+    by the CLI; the architecture's ``num_channels`` is the number of
+    witnesses.
+
+    Args:
+        arch: network mapping ``(batch, channels, time)`` standardised
+            witnesses to ``(batch, time)`` scaled noise.
+        strain_channel: strain channel name.
+        witnesses: witness channel names, in input order.
+        sample_rate: Hz.
+        bands: ``(low, high)`` cleaning bands, Hz.
+        kernel_length: window length, s.
+        filter_order: Butterworth order per band.
+        learning_rate: peak learning rate of the one-cycle schedule.
+        weight_decay: Adam weight decay.
+        pct_start: fraction of the steps spent raising the learning rate.
+        fftlength: Welch segment length of the loss, s (<= kernel_length).
+        alpha: weight of the ASD-ratio loss; ``1 - alpha`` weighs MSE.
+        valid_fftlength: Welch segment length of ``val_asdr``, s.
+        inference_sampling_rate: windows per second when cleaning, Hz.
+        edge_handling: ``"edge_pad"`` or ``"overlap_add"`` (see
+            :class:`~deepclean_engine.CleaningConfig`).
+        keep_offset: ``"edge_pad"`` only: start of the kept part of each
+            prediction, s into the kernel; ``None`` keeps the centre.
+        frame_length: length of the band-passed frames, s.
+        filter_pad: band-pass padding per side, s; ``None`` derives it
+            from the bands.
+        valid_batch_size: windows per model call when cleaning.
+        init_from: exported ``model.pt`` whose network weights initialise
+            this model (fine-tuning); its channels must match. Not saved
+            in checkpoints (their weights already include it).
+    """
+
+    def __init__(
+        self,
+        arch: nn.Module,
+        strain_channel: str,
+        witnesses: list[str],
+        sample_rate: float,
+        bands: list[Band],
+        kernel_length: float,
+        filter_order: int = 8,
+        learning_rate: float = 1e-2,
+        weight_decay: float = 0.0,
+        pct_start: float = 0.33,
+        fftlength: float = 0.5,
+        alpha: float = 1.0,
+        valid_fftlength: float = 2.0,
+        inference_sampling_rate: float = 2.0,
+        edge_handling: EdgeHandling = "edge_pad",
+        keep_offset: float | None = None,
+        frame_length: float = 1.0,
+        filter_pad: float | None = None,
+        valid_batch_size: int = 64,
+        init_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["arch", "init_from"])
+        self.predictor = NoisePredictor(arch, len(witnesses))
+        self.cleaning_config = CleaningConfig(
+            sample_rate=sample_rate,
+            bands=tuple(tuple(band) for band in bands),
+            kernel_length=kernel_length,
+            inference_sampling_rate=inference_sampling_rate,
+            edge_handling=edge_handling,
+            keep_offset=keep_offset,
+            frame_length=frame_length,
+            filter_order=filter_order,
+            filter_pad=filter_pad,
+        )
+        if fftlength > kernel_length:
+            raise ValueError(
+                f"the loss fftlength ({fftlength} s) is longer than the "
+                f"kernel ({kernel_length} s); lower model.fftlength"
+            )
+        self.loss = ASDRatioLoss(sample_rate, bands, fftlength, alpha=alpha)
+        self.engine = CleaningEngine(
+            self.predictor, self.cleaning_config, batch_size=valid_batch_size
+        )
+        if init_from is not None:
+            load_pretrained_network(self, init_from)
+
+    @property
+    def network(self) -> nn.Module:
+        """The architecture being trained."""
+        return self.predictor.network
+
+    def setup(self, stage: str) -> None:
+        """Copy the scalers the data module fitted on the training span."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if isinstance(datamodule, DeepCleanDataModule):
+            self.copy_scalers(datamodule)
+
+    def copy_scalers(self, datamodule: DeepCleanDataModule) -> None:
+        """Take the fitted witness and strain scalers of ``datamodule``."""
+        if datamodule.witnesses != list(self.hparams.witnesses):
+            raise ValueError(
+                f"the data module's witnesses {datamodule.witnesses} differ "
+                f"from the model's {list(self.hparams.witnesses)}"
+            )
+        predictor = self.predictor
+        predictor.witness_scaler.load_state_dict(
+            datamodule.witness_scaler.state_dict()
+        )
+        predictor.strain_scaler.load_state_dict(
+            datamodule.strain_scaler.state_dict()
+        )
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """Predict noise in strain units.
+
+        Args:
+            witnesses: raw witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Predicted noise, ``(batch, time)``.
+        """
+        return self.predictor(witnesses)
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        """Loss on windows of raw witnesses and scaled target strain."""
+        witnesses, target = batch
+        predictor = self.predictor
+        prediction = predictor.network(predictor.witness_scaler(witnesses))
+        loss = self.loss(prediction, target)
+        self.log(
+            "train_loss",
+            loss.float(),
+            prog_bar=True,
+            batch_size=witnesses.shape[0],
+        )
+        return loss
+
+    def clean(self, span: Span) -> CleanedSegment:
+        """Clean a span with the engine, as production would."""
+        return self.engine.clean(span.strain, span.witnesses, span.t0)
+
+    def asd_ratio(self, segment: CleanedSegment) -> torch.Tensor:
+        """In-band ASD ratio of cleaned to raw strain (float64 scalar)."""
+        return asd_ratio(
+            segment.cleaned,
+            segment.raw,
+            self.hparams.sample_rate,
+            self.hparams.bands,
+            self.hparams.valid_fftlength,
+        )
+
+    def _evaluate(self, span: Span, name: str) -> CleanedSegment:
+        segment = self.clean(span)
+        self.log(
+            name,
+            self.asd_ratio(segment).float(),
+            prog_bar=True,
+            batch_size=1,
+            sync_dist=True,
+        )
+        return segment
+
+    def validation_step(self, span: Span, batch_idx: int) -> None:
+        """Clean the validation span and log ``val_asdr``."""
+        self.validation_segment = self._evaluate(span, "val_asdr")
+
+    def test_step(self, span: Span, batch_idx: int) -> None:
+        """Clean the test span and log ``test_asdr``."""
+        self._evaluate(span, "test_asdr")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Adam with a one-cycle learning rate stepped every batch."""
+        optimizer = torch.optim.Adam(
+            self.network.parameters(),
+            lr=self.hparams.learning_rate,
+            weight_decay=self.hparams.weight_decay,
+        )
+        total_steps = self.trainer.estimated_stepping_batches
+        if total_steps == float("inf"):
+            raise ValueError(
+                "the one-cycle schedule needs a finite number of steps; "
+                "set trainer.max_epochs or trainer.max_steps"
+            )
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=self.hparams.learning_rate,
+            total_steps=int(total_steps),
+            pct_start=self.hparams.pct_start,
+        )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

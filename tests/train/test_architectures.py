@@ -1,0 +1,65 @@
+"""Shapes, sizes and receptive fields of the DeepClean architectures."""
+
+import pytest
+import torch
+
+from deepclean_train.architectures import (
+    DeepCleanAutoencoder,
+    DilatedUNet,
+    receptive_field,
+)
+
+NUM_CHANNELS = 21
+SAMPLE_RATE = 4096
+
+
+def count_parameters(network: torch.nn.Module) -> int:
+    return sum(parameter.numel() for parameter in network.parameters())
+
+
+@pytest.mark.parametrize("architecture", [DeepCleanAutoencoder, DilatedUNet])
+def test_output_shape(architecture: type[torch.nn.Module]) -> None:
+    network = architecture(NUM_CHANNELS)
+    prediction = network(torch.randn(3, NUM_CHANNELS, 512))
+    assert prediction.shape == (3, 512)
+
+
+def test_reference_parameter_count() -> None:
+    network = DeepCleanAutoencoder(NUM_CHANNELS)
+    # reference layout (42,553) with the last up block widened 1 -> 8
+    # channels (+413) and the output convolution taking 8 channels (+49)
+    assert count_parameters(network) == 42_553 + 413 + 49
+
+
+def test_reference_has_no_single_channel_bottleneck() -> None:
+    network = DeepCleanAutoencoder(NUM_CHANNELS)
+    last_up = network.up[-1]
+    assert last_up[0].out_channels == 8
+    assert isinstance(network.output_conv, torch.nn.Conv1d)
+    assert network.output_conv.in_channels == 8
+
+
+def test_reference_receptive_field() -> None:
+    network = DeepCleanAutoencoder(NUM_CHANNELS)
+    assert receptive_field(network, NUM_CHANNELS, 2048) == 193
+
+
+def test_dilated_receptive_field_reaches_half_a_second() -> None:
+    network = DilatedUNet(NUM_CHANNELS)
+    field = receptive_field(network, NUM_CHANNELS, 4 * SAMPLE_RATE)
+    assert field >= SAMPLE_RATE / 2
+    assert count_parameters(network) == 216_673
+
+
+@pytest.mark.parametrize("architecture", [DeepCleanAutoencoder, DilatedUNet])
+def test_bad_input_is_refused(architecture: type[torch.nn.Module]) -> None:
+    network = architecture(NUM_CHANNELS)
+    with pytest.raises(ValueError, match="downsampling factor 16"):
+        network(torch.randn(1, NUM_CHANNELS, 500))
+    with pytest.raises(ValueError, match=r"\(batch, 21, time\)"):
+        network(torch.randn(1, 3, 512))
+
+
+def test_even_kernel_is_refused() -> None:
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        DeepCleanAutoencoder(NUM_CHANNELS, kernel_size=6)

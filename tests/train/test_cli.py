@@ -1,0 +1,331 @@
+"""End to end: ``deepclean-train fit`` on simulated data, export, reuse.
+
+One short training run (module fixture) must lower the in-band ASD ratio
+of the validation span well below 1; its exported model must match the
+eager model, reproduce ``val_asdr`` through the cleaning engine and
+initialise a fine-tuning run.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from deepclean_engine import (
+    CleaningConfig,
+    CleaningEngine,
+    asd_ratio,
+    load_exported_model,
+)
+from deepclean_io import read_timeseries
+from deepclean_train.architectures import DeepCleanAutoencoder, DilatedUNet
+from deepclean_train.cli import DeepCleanCLI, main
+from deepclean_train.data import DeepCleanDataModule
+from deepclean_train.model import DeepCleanModel
+
+CONFIGS = Path(__file__).parents[2] / "projects" / "train" / "configs"
+TRAIN_DURATION = 128.0
+VALID_DURATION = 32.0
+
+
+def fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(CONFIGS / "reference.yaml"),
+        "--data.fname",
+        str(data_file),
+        "--data.sample_rate",
+        str(toy.sample_rate),
+        "--data.strain_channel",
+        toy.strain_channel,
+        "--data.witnesses",
+        json.dumps(toy.witnesses),
+        "--data.train_duration",
+        str(TRAIN_DURATION),
+        "--data.valid_duration",
+        str(VALID_DURATION),
+        "--data.batch_size",
+        "32",
+        "--data.batches_per_epoch",
+        "20",
+        "--trainer.max_epochs",
+        "5",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(output_dir),
+    ]
+
+
+def val_asdr_history(output_dir: Path) -> list[float]:
+    with open(output_dir / "metrics.csv") as metrics:
+        return [
+            float(row["val_asdr"])
+            for row in csv.DictReader(metrics)
+            if row["val_asdr"]
+        ]
+
+
+@pytest.fixture(scope="module")
+def trained(
+    toy, data_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    output_dir = tmp_path_factory.mktemp("trained")
+    wandb = ["--wandb.enabled", "true", "--wandb.offline", "true"]
+    wandb += ["--wandb.group", "tests", "--wandb.tags", "[ci]"]
+    main(fit_arguments(toy, data_file, output_dir) + wandb)
+    return output_dir
+
+
+def eager_model(output_dir: Path, num_channels: int) -> DeepCleanModel:
+    model = DeepCleanModel.load_from_checkpoint(
+        output_dir / "best.ckpt",
+        map_location="cpu",
+        arch=DeepCleanAutoencoder(num_channels),
+    )
+    return model.eval()
+
+
+def validation_span(
+    data_file: Path, metadata: dict
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    start = metadata["train_span"][1]
+    channels = [metadata["strain_channel"], *metadata["witnesses"]]
+    data, t0, _ = read_timeseries(
+        data_file, channels, start, start + VALID_DURATION
+    )
+    strain = torch.from_numpy(data[channels[0]])
+    witnesses = torch.stack(
+        [torch.from_numpy(data[name]) for name in channels[1:]]
+    )
+    return strain, witnesses, t0
+
+
+@pytest.mark.slow
+class TestFit:
+    def test_outputs_are_in_the_output_dir(self, toy, trained: Path) -> None:
+        for name in (
+            "model.pt",
+            "model.json",
+            "best.ckpt",
+            "config.yaml",
+            "metrics.csv",
+        ):
+            assert (trained / name).is_file(), name
+        config = yaml.safe_load((trained / "config.yaml").read_text())
+        assert config["data"]["sample_rate"] == toy.sample_rate
+        assert config["data"]["witnesses"] == toy.witnesses
+        assert config["model"]["arch"]["class_path"].endswith(
+            "DeepCleanAutoencoder"
+        )
+
+    def test_validation_plots(self, trained: Path) -> None:
+        plots = sorted((trained / "plots").glob("validation-epoch*.html"))
+        assert len(plots) == 5
+        assert "Validation spectra, epoch 4" in plots[-1].read_text()
+
+    def test_wandb_offline_run_has_the_plots(self, trained: Path) -> None:
+        (run,) = (trained / "wandb").glob("offline-run-*")
+        assert len(list(run.glob("files/media/html/*.html"))) == 5
+        assert list(run.glob("*.wandb"))
+
+    def test_training_lowers_the_in_band_asd_ratio(
+        self, trained: Path
+    ) -> None:
+        history = val_asdr_history(trained)
+        assert len(history) == 5
+        assert min(history) < 0.7
+        assert min(history) < history[0]
+
+    def test_metadata(self, toy, trained: Path) -> None:
+        _, metadata = load_exported_model(trained / "model.pt")
+        assert metadata == json.loads((trained / "model.json").read_text())
+        assert metadata["witnesses"] == toy.witnesses
+        assert metadata["bands"] == [list(band) for band in toy.bands]
+        assert metadata["stride"] == 0.5
+        assert metadata["train_span"][1] - metadata["train_span"][0] == (
+            TRAIN_DURATION
+        )
+        config = CleaningConfig.from_dict(metadata["cleaning"])
+        assert config.kernel_size == toy.sample_rate
+
+    def test_exported_model_matches_eager(
+        self, trained: Path, data_file: Path
+    ) -> None:
+        exported, metadata = load_exported_model(trained / "model.pt")
+        assert not exported.training
+        _, witnesses, _ = validation_span(data_file, metadata)
+        windows = witnesses[:, : 8 * 512].reshape(4, 8, 512).transpose(0, 1)
+        with torch.no_grad():
+            expected = eager_model(trained, 4)(windows)
+            actual = exported(windows)
+        scale = expected.abs().max()
+        assert ((actual - expected).abs().max() / scale).item() < 1e-6
+
+    def test_exported_model_cleans_like_validation(
+        self, toy, trained: Path, data_file: Path
+    ) -> None:
+        exported, metadata = load_exported_model(trained / "model.pt")
+        config = CleaningConfig.from_dict(metadata["cleaning"])
+        strain, witnesses, t0 = validation_span(data_file, metadata)
+        segment = CleaningEngine(exported, config).clean(strain, witnesses, t0)
+        ratio = asd_ratio(
+            segment.cleaned,
+            segment.raw,
+            toy.sample_rate,
+            toy.bands,
+            fftlength=2.0,
+        )
+        assert ratio.item() == pytest.approx(
+            min(val_asdr_history(trained)), rel=1e-5
+        )
+
+    def test_fine_tuning_starts_from_the_exported_weights(
+        self, toy, trained: Path, data_file: Path, tmp_path: Path
+    ) -> None:
+        arguments = fit_arguments(toy, data_file, tmp_path)
+        arguments += [
+            "--model.init_from",
+            str(trained / "model.pt"),
+            "--model.learning_rate",
+            "1e-4",
+            "--data.batches_per_epoch",
+            "2",
+            "--trainer.max_epochs",
+            "1",
+        ]
+        main(arguments)
+        (first,) = val_asdr_history(tmp_path)
+        assert first < 0.7
+
+    def test_init_from_copies_the_network(self, toy, trained: Path) -> None:
+        exported, _ = load_exported_model(trained / "model.pt")
+        model = DeepCleanModel(
+            DeepCleanAutoencoder(len(toy.witnesses)),
+            toy.strain_channel,
+            toy.witnesses,
+            toy.sample_rate,
+            toy.bands,
+            1.0,
+            init_from=str(trained / "model.pt"),
+        )
+        expected = exported.network.state_dict()
+        for name, value in model.network.state_dict().items():
+            torch.testing.assert_close(value, expected[name])
+
+    def test_init_from_other_channels_is_refused(
+        self, toy, trained: Path
+    ) -> None:
+        witnesses = [*toy.witnesses[:3], "H1:PEM-OTHER"]
+        with pytest.raises(ValueError, match="its witnesses .* differs"):
+            DeepCleanModel(
+                DeepCleanAutoencoder(len(witnesses)),
+                toy.strain_channel,
+                witnesses,
+                toy.sample_rate,
+                toy.bands,
+                1.0,
+                init_from=str(trained / "model.pt"),
+            )
+
+    def test_init_from_other_architecture_is_refused(
+        self, toy, trained: Path
+    ) -> None:
+        with pytest.raises(ValueError, match=r"its network .* does not fit"):
+            DeepCleanModel(
+                DilatedUNet(len(toy.witnesses)),
+                toy.strain_channel,
+                toy.witnesses,
+                toy.sample_rate,
+                toy.bands,
+                1.0,
+                init_from=str(trained / "model.pt"),
+            )
+
+
+def build_cli(tmp_path: Path, *options: str) -> DeepCleanCLI:
+    return DeepCleanCLI(
+        DeepCleanModel,
+        DeepCleanDataModule,
+        args=[
+            *options,
+            "--data.fname",
+            str(tmp_path / "data.hdf5"),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        ],
+        run=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "architecture", "parameters"),
+    [
+        ("reference.yaml", "DeepCleanAutoencoder", 43_015),
+        ("dilated.yaml", "DilatedUNet", 216_673),
+    ],
+)
+def test_shipped_configs_build(
+    config: str, architecture: str, parameters: int, tmp_path: Path
+) -> None:
+    cli = build_cli(tmp_path, "--config", str(CONFIGS / config))
+    network = cli.model.network
+    assert type(network).__name__ == architecture
+    assert network.num_channels == 21
+    assert cli.model.hparams.sample_rate == 4096
+    assert sum(p.numel() for p in network.parameters()) == parameters
+
+
+def test_gpu_overlay_builds(tmp_path: Path) -> None:
+    cli = build_cli(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "reference.yaml"),
+        "--config",
+        str(CONFIGS / "gpu.yaml"),
+        "--trainer.accelerator",
+        "cpu",
+    )
+    assert cli.datamodule.batch_size == 512
+    assert cli.trainer.max_epochs == 100
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    arguments = fit_arguments(toy, data_file, tmp_path) + [
+        "--data.batches_per_epoch",
+        "4",
+        "--data.batch_size",
+        "8",
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "2",
+        "--trainer.strategy",
+        "ddp",
+    ]
+    executable = Path(sys.executable).parent / "deepclean-train"
+    result = subprocess.run(
+        [str(executable), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "model.pt").is_file()
+    with open(tmp_path / "metrics.csv") as metrics:
+        rows = [row for row in csv.DictReader(metrics) if row["val_asdr"]]
+    # 4 batches per epoch shared by 2 processes: 2 optimiser steps each
+    assert [int(row["step"]) for row in rows] == [1, 3]

@@ -1,0 +1,133 @@
+"""The DeepClean LightningModule: scalers, schedule, engine validation."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from deepclean_engine import CleaningEngine, asd_ratio
+from deepclean_train.architectures import DeepCleanAutoencoder
+from deepclean_train.data import DeepCleanDataModule
+from deepclean_train.model import DeepCleanModel
+
+
+def make_model(toy, **overrides: object) -> DeepCleanModel:
+    arguments = {
+        "arch": DeepCleanAutoencoder(len(toy.witnesses)),
+        "strain_channel": toy.strain_channel,
+        "witnesses": toy.witnesses,
+        "sample_rate": toy.sample_rate,
+        "bands": toy.bands,
+        "kernel_length": 1.0,
+    }
+    arguments.update(overrides)
+    return DeepCleanModel(**arguments)
+
+
+def make_data(toy, fname: Path) -> DeepCleanDataModule:
+    return DeepCleanDataModule(
+        str(fname),
+        toy.strain_channel,
+        toy.witnesses,
+        toy.sample_rate,
+        toy.bands,
+        train_duration=64.0,
+        valid_duration=32.0,
+        batch_size=8,
+        batches_per_epoch=4,
+    )
+
+
+def make_trainer(**overrides: object) -> pl.Trainer:
+    arguments = {
+        "max_epochs": 2,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+    }
+    arguments.update(overrides)
+    return pl.Trainer(**arguments)
+
+
+def test_predictor_returns_strain_units(toy, data_file: Path) -> None:
+    data = make_data(toy, data_file)
+    data.setup("fit")
+    model = make_model(toy)
+    model.copy_scalers(data)
+    torch.testing.assert_close(
+        model.predictor.witness_scaler.mean, data.witness_scaler.mean
+    )
+    witnesses, _ = data.sample_batch(torch.device("cpu"))
+    model.eval()
+    with torch.no_grad():
+        scaled = model.network(data.witness_scaler(witnesses))
+        noise = model(witnesses)
+    torch.testing.assert_close(noise, scaled * data.strain_scaler.scale)
+
+
+def test_one_cycle_is_stepped_every_batch(toy, data_file: Path) -> None:
+    model = make_model(toy, learning_rate=1e-2)
+    learning_rates = []
+
+    class RecordLearningRate(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, index):
+            learning_rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = make_trainer(
+        limit_val_batches=0, callbacks=[RecordLearningRate()]
+    )
+    trainer.fit(model, make_data(toy, data_file))
+    assert trainer.lr_scheduler_configs[0].interval == "step"
+    assert len(learning_rates) == 8
+    assert len(set(learning_rates)) == 8
+    peak = learning_rates.index(max(learning_rates))
+    assert 0 < peak < 7
+    assert max(learning_rates) == pytest.approx(1e-2, rel=0.2)
+
+
+def test_validation_cleans_with_the_engine(toy, data_file: Path) -> None:
+    data = make_data(toy, data_file)
+    model = make_model(toy)
+    trainer = make_trainer()
+    (metrics,) = trainer.validate(model, data, verbose=False)
+    span = data.spans["valid"]
+    engine = CleaningEngine(model.predictor, model.cleaning_config)
+    segment = engine.clean(span.strain, span.witnesses, span.t0)
+    expected = asd_ratio(
+        segment.cleaned,
+        segment.raw,
+        toy.sample_rate,
+        toy.bands,
+        fftlength=2.0,
+    )
+    assert metrics["val_asdr"] == pytest.approx(expected.item(), rel=1e-6)
+    assert segment.cleaned.shape[-1] >= 28 * toy.sample_rate
+
+
+def test_loss_fftlength_longer_than_kernel_is_refused(toy) -> None:
+    with pytest.raises(ValueError, match="lower model.fftlength"):
+        make_model(toy, fftlength=2.0)
+
+
+def test_other_witnesses_in_data_are_refused(toy, data_file: Path) -> None:
+    data = make_data(toy, data_file)
+    model = make_model(toy, witnesses=toy.witnesses[::-1])
+    with pytest.raises(ValueError, match="differ from the model's"):
+        model.copy_scalers(data)
+
+
+def test_test_span_is_cleaned(toy, data_file: Path) -> None:
+    data = DeepCleanDataModule(
+        str(data_file),
+        toy.strain_channel,
+        toy.witnesses,
+        toy.sample_rate,
+        toy.bands,
+        train_duration=64.0,
+        valid_duration=32.0,
+        test_duration=32.0,
+    )
+    (metrics,) = make_trainer().test(make_model(toy), data, verbose=False)
+    assert 0.9 < metrics["test_asdr"] < 1.1

@@ -1,8 +1,8 @@
 """Throughput of the cleaning engine alone (no I/O), on CPU by default.
 
-Stand-in model of the reference DeepClean size (REFERENCE.md 4: 21
-witnesses, Conv1d autoencoder with 4 stride-2 down and 4 transposed up
-blocks, BatchNorm + ReLU, ~42.5k parameters) at 4096 Hz with 1 s kernels
+The reference-size DeepClean model (deepclean_train's
+DeepCleanAutoencoder with witness and strain scaling, 21 witnesses,
+~43k parameters), untrained, at 4096 Hz with 1 s kernels
 every 0.5 s. Prints seconds of data cleaned per wall-clock second for the
 offline path (whole span) and the streaming path (1 s frames), plus the
 model's forward pass alone for comparison.
@@ -18,48 +18,18 @@ from collections.abc import Callable
 import torch
 
 from deepclean_engine import CleaningConfig, CleaningEngine
+from deepclean_train.architectures import DeepCleanAutoencoder
+from deepclean_train.model import NoisePredictor
 
 NUM_WITNESSES = 21
 GPS_START = 1_000_000_000
 
 
-def conv_block(
-    channels_in: int, channels_out: int, transpose: bool
-) -> list[torch.nn.Module]:
-    if transpose:
-        conv = torch.nn.ConvTranspose1d(
-            channels_in, channels_out, 7, stride=2, padding=3, output_padding=1
-        )
-    else:
-        conv = torch.nn.Conv1d(
-            channels_in, channels_out, 7, stride=2, padding=3
-        )
-    return [conv, torch.nn.BatchNorm1d(channels_out), torch.nn.ReLU()]
-
-
-class ReferenceSizeModel(torch.nn.Module):
-    """Autoencoder of the reference size, output in strain units."""
-
-    def __init__(self, num_channels: int, strain_scale: float) -> None:
-        super().__init__()
-        down = [num_channels, 8, 16, 32, 64]
-        up = [64, 32, 16, 8, 1]
-        layers: list[torch.nn.Module] = [
-            torch.nn.Conv1d(num_channels, num_channels, 7, padding=3),
-            torch.nn.BatchNorm1d(num_channels),
-            torch.nn.ReLU(),
-        ]
-        for channels_in, channels_out in zip(down, down[1:], strict=False):
-            layers += conv_block(channels_in, channels_out, transpose=False)
-        for channels_in, channels_out in zip(up, up[1:], strict=False):
-            layers += conv_block(channels_in, channels_out, transpose=True)
-        layers.append(torch.nn.Conv1d(1, 1, 7, padding=3))
-        self.layers = torch.nn.Sequential(*layers)
-        self.strain_scale = strain_scale
-
-    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
-        """(batch, channels, time) witnesses -> (batch, time) strain."""
-        return self.strain_scale * self.layers(witnesses)[:, 0]
+def reference_model(num_channels: int) -> torch.nn.Module:
+    """The reference-size DeepClean predictor, untrained, in eval mode."""
+    return NoisePredictor(
+        DeepCleanAutoencoder(num_channels), num_channels
+    ).eval()
 
 
 def timed(function: Callable[[], object], repeats: int) -> float:
@@ -93,7 +63,7 @@ def main() -> None:
     device = torch.device(args.device)
 
     config = CleaningConfig()
-    model = ReferenceSizeModel(NUM_WITNESSES, 1e-21).to(device).eval()
+    model = reference_model(NUM_WITNESSES).to(device)
     parameters = sum(p.numel() for p in model.parameters())
     size = int(args.duration * config.sample_rate)
     strain = 1e-21 * torch.randn(size, dtype=torch.float64, device=device)

@@ -16,26 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from deepclean.couplings import resolve
 from deepclean_data.simulate import simulate, truth_paths
 from deepclean_data.simulation import InjectionConfig, SimulationConfig
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
-WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ"] + [
-    f"H1:ASC-{dof}_{axis}_INMON"
-    for dof in (
-        "INP1",
-        "MICH",
-        "PRC1",
-        "PRC2",
-        "SRC1",
-        "SRC2",
-        "DHARD",
-        "CHARD",
-        "DSOFT",
-        "CSOFT",
-    )
-    for axis in ("P", "Y")
-]
+WITNESSES = list(resolve("H1", "60Hz").witnesses)
 GPS_START = 1_250_000_000
 
 

@@ -21,8 +21,8 @@ class TrainParameters(law.Task):
     )
     train_config = shared(
         "train_config",
-        PathParameter,
-        description="YAML of model and optimiser settings",
+        description="comma list of YAMLs of model and optimiser settings, "
+        "later ones overriding earlier ones (e.g. reference.yaml,gpu.yaml)",
     )
     data_fname = PathParameter(
         default="",
@@ -79,11 +79,19 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         paths = [
             self.train_dir,
             os.path.dirname(self.training_file()),
-            os.path.dirname(self.train_config),
+            *(os.path.dirname(path) for path in self.config_files()),
         ]
         if self.init_from:
             paths.append(os.path.dirname(self.init_from))
         return [*paths, *super().bind_paths()]
+
+    def config_files(self) -> list[str]:
+        """Absolute paths of the training YAMLs, in order."""
+        return [
+            os.path.abspath(os.path.expanduser(path.strip()))
+            for path in self.train_config.split(",")
+            if path.strip()
+        ]
 
     def training_file(self) -> str:
         """The data file holding the training and validation spans."""
@@ -99,7 +107,7 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         args = [
             self.executable("deepclean-train"),
             "fit",
-            f"--config={self.train_config}",
+            *(f"--config={path}" for path in self.config_files()),
             f"--data.fname={self.training_file()}",
             f"--data.strain_channel={self.ifo}:{self.strain_channel}",
             f"--data.witnesses=[{','.join(resolved.witnesses)}]",

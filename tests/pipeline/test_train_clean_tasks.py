@@ -1,12 +1,14 @@
 """Command lines of Train, Clean and Evaluate over fetched files."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from deepclean.tasks import Clean, Evaluate, Train
 
 T0 = 1262304000
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -61,7 +63,14 @@ class TestTrain:
         assert task.output().path == str(run_dir / "train" / "model.pt")
 
     def test_gpus_and_ddp(self, run_dir):
-        command = _task(Train, run_dir, gpus="0,1").command()
+        configs = "projects/train/configs/reference.yaml, ~/gpu.yaml"
+        command = _task(
+            Train, run_dir, gpus="0,1", train_config=configs
+        ).command()
+        assert [a for a in command if a.startswith("--config=")] == [
+            f"--config={REPO}/projects/train/configs/reference.yaml",
+            f"--config={Path.home()}/gpu.yaml",
+        ]
         assert _arg(command, "--trainer.accelerator=") == "gpu"
         assert _arg(command, "--trainer.devices=") == "2"
         assert _arg(command, "--trainer.strategy=") == "ddp"

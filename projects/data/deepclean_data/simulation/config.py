@@ -210,7 +210,7 @@ class CouplingConfig:
     weight_range: tuple[float, float] = (0.1, 1.0)
     transfer_frequency: float = 150.0
     transfer_q: float = 1.0
-    drift_depth: float = 0.3
+    drift_depth: float = 0.1
     drift_periods: tuple[float, float] = (3600.0, 21600.0)
     num_drift_modes: int = 3
 

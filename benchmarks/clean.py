@@ -8,7 +8,7 @@ second next to the earlier implementation's 58-65x real time on 2 CPU
 cores (~180x without I/O).
 
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
-       reference|dilated] [--device cpu] [--threads 2] [--batch-size 256]
+       reference|dilated] [--device cpu] [--threads 2] [--batch-size 32]
 """
 
 import argparse
@@ -59,7 +59,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frame-seconds", type=float, default=64.0)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -128,7 +128,7 @@ def clean(
     write_noise: bool = False,
     write_raw: bool = False,
     chunk_length: float = 256.0,
-    batch_size: int = 256,
+    batch_size: int = 32,
     device: str = "cpu",
     summary: Path | None = None,
     progress: bool = True,

@@ -6,7 +6,7 @@ import lal
 import lalframe
 import numpy as np
 import pytest
-from gwpy.timeseries import TimeSeriesDict
+from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
 from deepclean_io.gwf import (
     FrameName,
@@ -102,13 +102,89 @@ class TestGwf:
             write_gwf(fname, {"H1:A": np.zeros(4), "H1:B": np.zeros(5)}, 0, 4)
         with pytest.raises(ValueError, match="units given"):
             write_gwf(fname, {"H1:A": np.zeros(4)}, 0, 4, units={"H1:B": "m"})
+        with pytest.raises(ValueError, match="not a LAL unit"):
+            write_gwf(
+                fname, {"H1:A": np.zeros(4)}, 0, 4, units={"H1:A": "m/s"}
+            )
+        with pytest.raises(ValueError, match="dtypes GWF cannot hold"):
+            write_gwf(fname, {"H1:A": np.zeros(4, dtype=bool)}, 0, 4)
+        with pytest.raises(ValueError, match="no samples"):
+            write_gwf(fname, {"H1:A": np.zeros(0)}, 0, 4)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_long_frame_is_uncompressed_and_exact(self, tmp_path):
+        """Floats are stored raw and integers zero-suppressed; every dtype
+        reads back bit for bit through lalframe and gwpy."""
+        duration, sample_rate = 64, 256
+        rng = np.random.default_rng(1)
+        noise = rng.standard_normal(duration * sample_rate)
+        data = {
+            "L1:STRAIN_F64": 1e-21 * noise,
+            "L1:WITNESS_F32": np.repeat(np.arange(16, dtype=">f4"), 1024),
+            "L1:STATE_U32": np.arange(noise.size, dtype=np.uint32) % 4,
+            "L1:FLAGS_I16": np.full(noise.size, -2, dtype=np.int16),
+        }
+        fname = write_gwf(
+            frame_name(tmp_path, "L1", "test", self.gps, duration),
+            data,
+            self.gps,
+            sample_rate,
+            units={"L1:STRAIN_F64": "strain", "L1:WITNESS_F32": "m s^-1"},
+        )
+        expected = {
+            "L1:STRAIN_F64": ("8R", "REAL8", np.float64),
+            "L1:WITNESS_F32": ("4R", "REAL4", np.float32),
+            "L1:STATE_U32": ("4U", "UINT4", np.uint32),
+            "L1:FLAGS_I16": ("2S", "INT2", np.int16),
+        }
+        frame_file = lalframe.FrameUFrFileOpen(str(fname), "r")
+        start = lal.LIGOTimeGPS(self.gps)
+        for name, (vector, lal_type, dtype) in expected.items():
+            channel = lalframe.FrameUFrChanRead(frame_file, name, 0)
+            assert lalframe.FrameUFrChanVectorQueryType(channel) == getattr(
+                lalframe, f"FRAMEU_FR_VECT_{vector}"
+            )
+
+            stream = lalframe.FrStreamOpen(str(tmp_path), fname.name)
+            series = getattr(lalframe, f"FrStreamRead{lal_type}TimeSeries")(
+                stream, name, start, float(duration), 0
+            )
+            assert series.name == name
+            assert int(series.epoch) == self.gps
+            assert series.deltaT == 1 / sample_rate
+            np.testing.assert_array_equal(series.data.data, data[name])
+
+            read = TimeSeries.read(fname, name, format="gwf")
+            assert read.dtype == dtype
+            assert read.t0.value == self.gps
+            assert read.sample_rate.value == sample_rate
+            np.testing.assert_array_equal(read.value, data[name])
+        units = {
+            name: str(TimeSeries.read(fname, name, format="gwf").unit)
+            for name in ("L1:STRAIN_F64", "L1:WITNESS_F32")
+        }
+        assert units == {"L1:STRAIN_F64": "strain", "L1:WITNESS_F32": "m / s"}
+        # uncompressed floats take all their bytes (gzip would shrink the
+        # step-like witness to almost nothing), zero-suppressed integers a
+        # fraction of theirs
+        float_bytes = sum(
+            values.nbytes
+            for values in data.values()
+            if values.dtype.kind == "f"
+        )
+        integer_bytes = sum(
+            values.nbytes
+            for values in data.values()
+            if values.dtype.kind != "f"
+        )
+        size = fname.stat().st_size
+        assert float_bytes < size < float_bytes + integer_bytes / 4
 
     def test_failed_write_leaves_no_file(self, tmp_path, monkeypatch):
-        def broken_write(self, target, **kwargs):
-            Path(target).write_bytes(b"half a frame")
+        def broken_write(stream, frame):
             raise OSError("disk full")
 
-        monkeypatch.setattr(TimeSeriesDict, "write", broken_write)
+        monkeypatch.setattr(lalframe, "FrameUFrameHWrite", broken_write)
         fname = frame_name(tmp_path, "H1", "llhoft", self.gps, 1)
         with pytest.raises(OSError, match="disk full"):
             write_gwf(fname, {self.strain: np.zeros(16)}, self.gps, 16)

@@ -1,22 +1,50 @@
 """GWF frame files: naming, atomic writing and reading through lalframe.
 
-Frames go through gwpy's GWF interface with lalsuite's lalframe backend
-(the one that ships on PyPI). File names follow the LIGO convention
-``{obs}-{ifo}_{tag}-{gps}-{duration}.gwf``, e.g.
+Frames are written with lalsuite's lalframe (the GWF library that ships
+on PyPI) through its low-level LALFrameU interface, and read through
+gwpy's GWF interface with the same backend. File names follow the LIGO
+convention ``{obs}-{ifo}_{tag}-{gps}-{duration}.gwf``, e.g.
 ``H-H1_llhoft-1262304000-1.gwf``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import lalframe
+
 GWF_BACKEND = "lalframe"
+FRAME_PROJECT = "DeepClean"
+"""Name written into the header (FrameH) of every frame."""
+
+_FRAME_VECTORS: dict[np.dtype, tuple[str, str]] = {
+    np.dtype(np.int16): ("2S", "ZERO_SUPPRESS_WORD_2"),
+    np.dtype(np.uint16): ("2U", "ZERO_SUPPRESS_WORD_2"),
+    np.dtype(np.int32): ("4S", "ZERO_SUPPRESS_WORD_4"),
+    np.dtype(np.uint32): ("4U", "ZERO_SUPPRESS_WORD_4"),
+    np.dtype(np.int64): ("8S", "RAW"),
+    np.dtype(np.uint64): ("8U", "RAW"),
+    np.dtype(np.float32): ("4R", "RAW"),
+    np.dtype(np.float64): ("8R", "RAW"),
+    np.dtype(np.complex64): ("8C", "RAW"),
+    np.dtype(np.complex128): ("16C", "RAW"),
+}
+"""numpy dtype -> (GWF FrVect type, FrVect compression) of a channel.
+
+Floating-point and 64-bit channels are stored uncompressed: the
+``DIFF_GZIP`` that lalframe's ``FrameAdd*`` functions apply costs
+~3.4 ms per second of 4096 Hz float64 and saves ~4 % on noise-like
+data. 16- and 32-bit integers (state vectors) keep lalframe's zero
+suppression, which is cheap and shrinks near-constant words ~50-fold.
+"""
 
 LLHOFT_TAG = "llhoft"
 """Frame type of low-latency strain frames (strain + state vector)."""
@@ -119,6 +147,11 @@ def write_gwf(
 ) -> Path:
     """Write channels sharing one time axis to a GWF frame, atomically.
 
+    Each channel becomes an FrProcData time series of one frame that
+    spans the data; floating-point samples are stored uncompressed and
+    16/32-bit integers zero-suppressed (see ``_FRAME_VECTORS``), which
+    keeps writing at ~0.3 ms per second of 4096 Hz float64 data.
+
     The frame is written under a hidden temporary name in the same folder
     and renamed to ``fname`` only once complete, so a reader never sees a
     partial file under the final name and a failed write leaves none.
@@ -130,12 +163,14 @@ def write_gwf(
             (float64, float32, int32, uint32 ...).
         t0: GPS time of the first sample, seconds.
         sample_rate: samples per second of every channel, Hz.
-        units: optional channel name -> unit string (e.g. ``"strain"``).
+        units: optional channel name -> LAL unit string (e.g.
+            ``"strain"``, ``"m s^-1"``).
 
     Returns:
         The path of the written frame.
     """
-    from gwpy.timeseries import TimeSeries, TimeSeriesDict
+    import lal
+    import lalframe
 
     if not data:
         raise ValueError("no channels given: pass at least one array")
@@ -156,26 +191,114 @@ def write_gwf(
             "every channel must be a 1-D array of the same length; "
             f"got shapes {lengths}"
         )
-
-    series = TimeSeriesDict()
-    for name, values in data.items():
-        series[name] = TimeSeries(
-            np.asarray(values),
-            t0=t0,
-            sample_rate=sample_rate,
-            channel=name,
-            name=name,
-            unit=units.get(name),
+    if first_shape[0] == 0:
+        raise ValueError("the channels hold no samples: pass data to write")
+    unsupported = {
+        name: str(np.asarray(values).dtype)
+        for name, values in data.items()
+        if np.asarray(values).dtype.newbyteorder("=") not in _FRAME_VECTORS
+    }
+    if unsupported:
+        raise ValueError(
+            f"channels {unsupported} have dtypes GWF cannot hold; cast "
+            "them to one of "
+            f"{sorted(str(dtype) for dtype in _FRAME_VECTORS)}"
         )
+    unit_strings = {
+        name: _lal_unit_string(name, unit) for name, unit in units.items()
+    }
+
+    num_samples = first_shape[0]
+    duration = num_samples / sample_rate
+    prefixes = {name.split(":", 1)[0] for name in data}
+    detector_flags = sum(
+        1 << 2 * index
+        for index, detector in enumerate(lal.CachedDetectors)
+        if detector.frDetector.prefix in prefixes
+    )
+    frame = lalframe.FrameNew(
+        lal.LIGOTimeGPS(t0), duration, FRAME_PROJECT, 0, 0, detector_flags
+    )
+    for name, values in data.items():
+        samples = np.asarray(values)
+        samples = np.ascontiguousarray(
+            samples, dtype=samples.dtype.newbyteorder("=")
+        )
+        vector_type, compression = _FRAME_VECTORS[samples.dtype]
+        channel = lalframe.FrameUFrProcChanAlloc(
+            name,
+            lalframe.FRAMEU_FR_PROC_TYPE_TIME_SERIES,
+            lalframe.FRAMEU_FR_PROC_SUB_TYPE_UNKNOWN,
+            getattr(lalframe, f"FRAMEU_FR_VECT_{vector_type}"),
+            num_samples,
+        )
+        _fill_vector(channel, samples)
+        lalframe.FrameUFrChanSetTimeOffset(channel, 0.0)
+        lalframe.FrameUFrChanSetTRange(channel, duration)
+        lalframe.FrameUFrChanVectorSetName(channel, name)
+        lalframe.FrameUFrChanVectorSetDx(channel, 1 / sample_rate)
+        lalframe.FrameUFrChanVectorSetStartX(channel, 0.0)
+        lalframe.FrameUFrChanVectorSetUnitX(channel, "s")
+        lalframe.FrameUFrChanVectorSetUnitY(
+            channel, unit_strings.get(name, "")
+        )
+        lalframe.FrameUFrChanVectorCompress(
+            channel,
+            getattr(lalframe, f"FRAMEU_FR_VECT_COMPRESS_{compression}"),
+        )
+        lalframe.FrameUFrameHFrChanAdd(frame, channel)
 
     fname = Path(fname)
     partial = fname.with_name(f".{fname.name}.{os.getpid()}.partial")
     try:
-        series.write(partial, format="gwf", backend=GWF_BACKEND)
+        stream = lalframe.FrameUFrFileOpen(str(partial), "w")
+        try:
+            lalframe.FrameUFrameHWrite(stream, frame)
+        finally:
+            # the file is flushed and closed when its handle is freed
+            del stream
         os.replace(partial, fname)
     finally:
         partial.unlink(missing_ok=True)
     return fname
+
+
+def _lal_unit_string(channel: str, unit: str) -> str:
+    """``unit`` in LAL's canonical spelling, which every GWF reader parses.
+
+    Raises:
+        ValueError: if LAL cannot parse ``unit``.
+    """
+    import lal
+
+    try:
+        return str(lal.Unit(unit))
+    except RuntimeError as error:
+        raise ValueError(
+            f"unit {unit!r} of channel {channel!r} is not a LAL unit; "
+            "spell it as LAL does, e.g. 'strain', 'count', 'm s^-1'"
+        ) from error
+
+
+def _fill_vector(channel: lalframe.FrameUFrChan, samples: np.ndarray) -> None:
+    """Copy ``samples`` (C-contiguous, native byte order) into ``channel``.
+
+    lalframe's Python interface hands out the sample buffer of a new
+    channel only as an address, so the copy goes through ctypes, after
+    checking that the buffer holds exactly ``samples.nbytes`` bytes.
+    """
+    import lalframe
+
+    size = lalframe.FrameUFrChanVectorQueryNBytes(channel)
+    if size != samples.nbytes:
+        raise RuntimeError(
+            f"lalframe allocated {size} bytes for {samples.nbytes} bytes of "
+            f"{samples.dtype} samples"
+        )
+    buffer = lalframe.FrameUFrChanVectorQueryData(channel)
+    # the buffer belongs to the channel: stop SWIG treating it as leaked
+    buffer.disown()
+    ctypes.memmove(int(buffer), samples.ctypes.data, size)
 
 
 def read_gwf(

@@ -117,6 +117,25 @@ def _output_tiles(start: float, end: float, file_length: float):
     return tiles
 
 
+def _contiguous_groups(
+    tiles: list[tuple[tuple[float, float], Path]], length: float
+) -> list[list[tuple[tuple[float, float], Path]]]:
+    """Runs of back-to-back tiles, each at most ``length`` s long (or one
+    tile), so that short output files are cleaned in long passes."""
+    groups: list[list[tuple[tuple[float, float], Path]]] = []
+    for tile in tiles:
+        (start, end), _ = tile
+        if (
+            groups
+            and groups[-1][-1][0][1] == start
+            and end - groups[-1][0][0][0] <= length
+        ):
+            groups[-1].append(tile)
+        else:
+            groups.append([tile])
+    return groups
+
+
 def clean(
     model: Path,
     data_files: list[Path],
@@ -274,20 +293,25 @@ def clean(
     bar = tqdm(
         total=total, unit="s", desc="clean", disable=not progress, smoothing=0
     )
+    group_length = max(chunk_length, file_length)
     for path, first, last in work:
-        for tile_start, tile_end in _output_tiles(first, last, file_length):
-            duration = tile_end - tile_start
-            fname = frame_name(
-                output_dir, ifo, OUTPUT_TAG, tile_start, duration
-            )
-            result.files.append(str(fname))
-            if fname.exists():
-                bar.update(duration)
-                continue
+        tiles = _output_tiles(first, last, file_length)
+        names = [
+            frame_name(output_dir, ifo, OUTPUT_TAG, a, b - a) for a, b in tiles
+        ]
+        result.files.extend(str(name) for name in names)
+        pending = []
+        for tile, name in zip(tiles, names, strict=True):
+            if name.exists():
+                bar.update(tile[1] - tile[0])
+            else:
+                pending.append((tile, name))
+        for group in _contiguous_groups(pending, group_length):
+            group_start, group_end = group[0][0][0], group[-1][0][1]
             pieces = {"cleaned": [], "noise": [], "raw": []}
-            chunk_start = tile_start
-            while chunk_start < tile_end:
-                chunk_end = min(chunk_start + chunk_length, tile_end)
+            chunk_start = group_start
+            while chunk_start < group_end:
+                chunk_end = min(chunk_start + chunk_length, group_end)
                 data_start, data_end = engine.required_span(
                     chunk_start, chunk_end
                 )
@@ -319,25 +343,28 @@ def clean(
                 )
                 bar.update(chunk_end - chunk_start)
                 chunk_start = chunk_end
-            out = {
-                f"{strain_channel}{channel_suffix}": np.concatenate(
-                    pieces["cleaned"]
+            series = {key: np.concatenate(pieces[key]) for key in pieces}
+            for (tile_start, tile_end), name in group:
+                lo = round((tile_start - group_start) * config.sample_rate)
+                hi = round((tile_end - group_start) * config.sample_rate)
+                out = {f"{strain_channel}{channel_suffix}": series["cleaned"]}
+                if write_noise:
+                    out[f"{strain_channel}{channel_suffix}_NOISE"] = series[
+                        "noise"
+                    ]
+                if write_raw:
+                    out[strain_channel] = series["raw"]
+                write_gwf(
+                    name,
+                    {
+                        channel: values[lo:hi]
+                        for channel, values in out.items()
+                    },
+                    tile_start,
+                    config.sample_rate,
+                    units=dict.fromkeys(out, "strain"),
                 )
-            }
-            if write_noise:
-                out[f"{strain_channel}{channel_suffix}_NOISE"] = (
-                    np.concatenate(pieces["noise"])
-                )
-            if write_raw:
-                out[strain_channel] = np.concatenate(pieces["raw"])
-            write_gwf(
-                fname,
-                out,
-                tile_start,
-                config.sample_rate,
-                units=dict.fromkeys(out, "strain"),
-            )
-            result.seconds_cleaned += duration
+                result.seconds_cleaned += tile_end - tile_start
     bar.close()
     if result.flagged_frames:
         logger.warning(

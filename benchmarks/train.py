@@ -23,7 +23,7 @@ Usage: python benchmarks/train.py [--sample-rate 4096]
        [--train-duration 256] [--valid-duration 64] [--test-duration 128]
        [--epochs 2] [--batches-per-epoch 16] [--batch-size 64]
        [--architectures reference dilated] [--nonlinear-fraction 0.2]
-       [--accelerator auto] [--threads 2]
+       [--accelerator auto] [--precision 32-true] [--threads 2]
 """
 
 import argparse
@@ -188,6 +188,7 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
         trainer = pl.Trainer(
             max_epochs=arguments.epochs,
             accelerator=arguments.accelerator,
+            precision=arguments.precision,
             devices=1,
             logger=False,
             enable_checkpointing=False,
@@ -244,6 +245,11 @@ def main() -> None:
     )
     parser.add_argument("--nonlinear-fraction", type=float, default=0.2)
     parser.add_argument("--accelerator", default="auto")
+    parser.add_argument(
+        "--precision",
+        default="32-true",
+        help="Lightning precision, e.g. bf16-mixed on a GPU",
+    )
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)

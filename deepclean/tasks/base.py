@@ -128,8 +128,15 @@ class DeepCleanTask(law.SandboxTask):
             return law.NO_STR
         return f"{ApptainerSandbox.sandbox_type}::{self.image_path}"
 
+    def forwarded_patterns(self) -> tuple[str, ...]:
+        """Variables forwarded into the container: the task's own, plus
+        the W&B settings (API key included) when the task logs to W&B."""
+        if getattr(self, "use_wandb", False):
+            return (*self.forwarded, *WANDB_FORWARDED)
+        return self.forwarded
+
     def sandbox_env(self, env: dict[str, str]) -> dict[str, str]:
-        forwarded = forwarded_variables(os.environ, self.forwarded)
+        forwarded = forwarded_variables(os.environ, self.forwarded_patterns())
         if self.gpus:
             forwarded["CUDA_VISIBLE_DEVICES"] = self.gpus
         return forwarded
@@ -140,7 +147,7 @@ class DeepCleanTask(law.SandboxTask):
         Includes the files named by forwarded credential variables and the
         ``binds`` of the ``[deepclean]`` section (e.g. ``/cvmfs``).
         """
-        forwarded = forwarded_variables(os.environ, self.forwarded)
+        forwarded = forwarded_variables(os.environ, self.forwarded_patterns())
         paths = [
             forwarded[name].removeprefix("FILE:")
             for name in CREDENTIAL_FILES

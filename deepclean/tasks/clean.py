@@ -191,6 +191,8 @@ class Evaluate(CleanParameters):
             f"--end={end}",
             f"--channel_suffix={self.channel_suffix}",
         ]
+        if self.use_wandb:
+            args.append("--wandb.enabled=true")
         if self.model:
             return [*args, f"--train_file={path}"]
         train_file = Train.req(self).training_file()

@@ -8,7 +8,7 @@ import law
 import luigi
 
 from deepclean.config import PathParameter, shared
-from deepclean.tasks.base import WANDB_FORWARDED, DeepCleanTask
+from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.data import DataParameters, Fetch
 
 
@@ -60,12 +60,6 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
     """
 
     project = "train"
-
-    @property
-    def forwarded(self) -> tuple[str, ...]:
-        if self.use_wandb:
-            return (*DeepCleanTask.forwarded, *WANDB_FORWARDED)
-        return DeepCleanTask.forwarded
 
     def requires(self):
         if self.data_fname:

@@ -107,3 +107,28 @@ def test_cleaned_span_must_be_covered(cleaned_run):
         read_cleaned(
             root / "cleaned", f"{STRAIN}_DC", START + 200, START + 300
         )
+
+
+def test_report_logged_to_wandb_offline(cleaned_run, tmp_path, monkeypatch):
+    from deepclean_tracking import WandbSettings
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    root, data, model = cleaned_run
+    headline = assess(
+        model,
+        data,
+        root / "cleaned",
+        tmp_path / "report",
+        start=START + 256,
+        end=START + 320,
+        train_file=data,
+        train_start=START,
+        train_end=START + 256,
+        wandb=WandbSettings(enabled=True, group="test", tags=["ci"]),
+    )
+    (run,) = (tmp_path / "report" / "wandb").glob("offline-run-*")
+    (records,) = run.glob("*.wandb")
+    assert b"DeepClean/in_band_asd_ratio" in records.read_bytes()
+    (page,) = run.glob("files/media/html/report_*.html")
+    assert "bokeh" in page.read_text().lower()
+    assert headline["DeepClean"]["in_band_asd_ratio"] > 0

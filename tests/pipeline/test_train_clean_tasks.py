@@ -131,7 +131,20 @@ def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
     )
     command = task.command()
     assert command[1] == "evaluate"
+    assert "--wandb.enabled=true" not in command
     assert float(_arg(command, "--start=")) == T0 + 4098
     assert float(_arg(command, "--end=")) == T0 + 6142
     assert float(_arg(command, "--train_start=")) == T0
     assert float(_arg(command, "--train_end=")) == T0 + 2048
+
+
+def test_evaluate_logs_to_wandb_when_enabled(run_dir, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "secret")
+    clean_dir = run_dir / "cleaned"
+    clean_dir.mkdir()
+    (clean_dir / f"clean-{T0 + 4096}-{T0 + 6144}.json").write_text(
+        json.dumps({"cleaned": [[T0 + 4098, T0 + 6142]]})
+    )
+    task = _task(Evaluate, run_dir, use_wandb=True)
+    assert "--wandb.enabled=true" in task.command()
+    assert task.sandbox_env({})["WANDB_API_KEY"] == "secret"

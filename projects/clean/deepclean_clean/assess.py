@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from deepclean_clean.clean import OUTPUT_TAG, gps_text
+from deepclean_tracking import WandbSettings, log_run
 
 
 def read_cleaned(
@@ -65,6 +66,7 @@ def assess(
     channel_suffix: str = "_DC",
     fftlength: float = 4.0,
     wiener_fftlength: float = 2.0,
+    wandb: WandbSettings | None = None,
 ) -> dict[str, dict[str, float]]:
     """Evaluate DeepClean on ``[start, end)`` and write the report.
 
@@ -86,6 +88,8 @@ def assess(
         channel_suffix: cleaned strain is ``{strain}{suffix}``.
         fftlength: Welch segment length of the evaluation ASDs, s.
         wiener_fftlength: Welch segment length of the Wiener fit, s.
+        wandb: log the headline numbers and the HTML report as a W&B run
+            (job type ``evaluate``) when enabled.
 
     Returns:
         The headline numbers per version (in-band ASD ratio, range gain,
@@ -146,6 +150,18 @@ def assess(
         title=f"DeepClean {strain_channel} {gps_text(start)}-{gps_text(end)}",
     )
     headline = evaluation.headline()
+    log_run(
+        wandb or WandbSettings(),
+        output_dir,
+        "evaluate",
+        {
+            f"{version}/{metric}": value
+            for version, numbers in headline.items()
+            for metric, value in numbers.items()
+            if value is not None and math.isfinite(value)
+        },
+        html={"report": report},
+    )
     print(f"report: {report}")
     print(json.dumps(headline, indent=2))
     return headline

@@ -17,10 +17,7 @@ declared once under ``data`` and linked into ``model``; the
 architecture's ``num_channels`` is the number of witnesses.
 """
 
-import os
 import shutil
-import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,51 +31,13 @@ from lightning.pytorch.callbacks import (
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from deepclean_tracking import WandbSettings, wandb_offline
 from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.export import export_model
 from deepclean_train.model import DeepCleanModel
 from deepclean_train.plots import ValidationPlotter
 
 BEST_CHECKPOINT = "best.ckpt"
-WANDB_HOST = ("api.wandb.ai", 443)
-
-
-@dataclass
-class WandbSettings:
-    """Weights & Biases logging.
-
-    Attributes:
-        enabled: log to W&B as well as CSV.
-        project: W&B project.
-        entity: W&B team or user; the account default when None.
-        group: run group (e.g. one retraining campaign).
-        name: run name; W&B makes one up when None.
-        tags: run tags.
-        offline: write the run locally for a later ``wandb sync``. None:
-            offline when ``WANDB_API_KEY`` is unset or the W&B server is
-            unreachable.
-    """
-
-    enabled: bool = False
-    project: str = "deepclean"
-    entity: str | None = None
-    group: str | None = None
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
-    offline: bool | None = None
-
-
-def wandb_offline(settings: WandbSettings) -> bool:
-    """Whether W&B must log offline (see :class:`WandbSettings`)."""
-    if settings.offline is not None:
-        return settings.offline
-    if not os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        socket.create_connection(WANDB_HOST, timeout=3).close()
-    except OSError:
-        return True
-    return False
 
 
 def default_loggers(

@@ -79,6 +79,11 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             paths.append(os.path.dirname(self.init_from))
         return [*paths, *super().bind_paths()]
 
+    def last_checkpoint(self) -> str:
+        """Checkpoint of the last finished epoch: a run that stopped
+        part-way resumes from it."""
+        return os.path.join(self.train_dir, "checkpoints", "last.ckpt")
+
     def config_files(self) -> list[str]:
         """Absolute paths of the training YAMLs, in order."""
         return [
@@ -124,6 +129,8 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             args += ["--trainer.accelerator=cpu", "--trainer.devices=1"]
         if self.init_from:
             args.append(f"--model.init_from={self.init_from}")
+        if os.path.exists(self.last_checkpoint()):
+            args.append(f"--ckpt_path={self.last_checkpoint()}")
         if self.use_wandb:
             args.append("--wandb.enabled=true")
         return args

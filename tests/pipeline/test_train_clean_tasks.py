@@ -87,6 +87,14 @@ class TestTrain:
         assert "--wandb.enabled=true" in task.command()
         assert "secret" not in " ".join(task.command())
 
+    def test_interrupted_run_resumes_from_last_checkpoint(self, run_dir):
+        task = _task(Train, run_dir)
+        assert not any("--ckpt_path" in a for a in task.command())
+        last = run_dir / "train" / "checkpoints" / "last.ckpt"
+        last.parent.mkdir(parents=True)
+        last.touch()
+        assert _arg(task.command(), "--ckpt_path=") == str(last)
+
     def test_fine_tuning(self, run_dir):
         model = run_dir / "old" / "model.pt"
         command = _task(Train, run_dir, init_from=str(model)).command()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
 import yaml
@@ -329,3 +330,41 @@ def test_ddp_on_two_cpu_processes(
         rows = [row for row in csv.DictReader(metrics) if row["val_asdr"]]
     # 4 batches per epoch shared by 2 processes: 2 optimiser steps each
     assert [int(row["step"]) for row in rows] == [1, 3]
+
+
+class NodeLost(Exception):
+    """Stands in for a job killed part-way."""
+
+
+class FailAtEpoch(pl.Callback):
+    """Raises when ``epoch`` starts, after earlier epochs checkpointed."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise NodeLost(f"lost at epoch {self.epoch}")
+
+
+def test_interrupted_fit_resumes_from_last_checkpoint(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    arguments = fit_arguments(toy, data_file, tmp_path)
+    arguments += ["--data.batches_per_epoch", "4", "--trainer.max_epochs", "3"]
+    with pytest.raises(NodeLost):
+        DeepCleanCLI(
+            DeepCleanModel,
+            DeepCleanDataModule,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [FailAtEpoch(2)]},
+            args=arguments,
+        )
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 1 and not (tmp_path / "model.pt").exists()
+    main([*arguments, "--ckpt_path", str(last)])
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    assert state["epoch"] == 2
+    assert len(val_asdr_history(tmp_path)) >= 1
+    assert (tmp_path / "model.pt").exists()

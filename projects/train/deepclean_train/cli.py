@@ -84,6 +84,7 @@ class DeepCleanCLI(LightningCLI):
                 "checkpoint.mode": "min",
                 "checkpoint.filename": "epoch{epoch:03d}-{val_asdr:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
+                "checkpoint.save_last": True,
             }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")

@@ -9,6 +9,7 @@ cores (~180x without I/O).
 
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
        reference|dilated] [--device cpu] [--threads 2] [--batch-size 32]
+       [--kernel-length 4 --stride 3.5]
 """
 
 import argparse
@@ -22,7 +23,11 @@ from deepclean.couplings import resolve
 from deepclean_clean.clean import clean
 from deepclean_data.simulate import simulate
 from deepclean_engine import CleaningConfig, save_exported_model
-from deepclean_train.architectures import DeepCleanAutoencoder, DilatedUNet
+from deepclean_train.architectures import (
+    DeepCleanAutoencoder,
+    DilatedUNet,
+    receptive_field,
+)
 from deepclean_train.model import NoisePredictor
 
 GPS_START = 1_250_000_000
@@ -42,6 +47,7 @@ def export_untrained(
         "sample_rate": config.sample_rate,
         "bands": [list(band) for band in bands],
         "cleaning": config.to_dict(),
+        "receptive_field": receptive_field(network, len(witnesses), 16384),
     }
     return save_exported_model(
         NoisePredictor(network, len(witnesses)),
@@ -61,6 +67,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frame-seconds", type=float, default=64.0)
+    parser.add_argument(
+        "--kernel-length",
+        type=float,
+        default=None,
+        help="window length instead of the model's 1 s (e.g. 4)",
+    )
+    parser.add_argument(
+        "--stride",
+        type=float,
+        default=None,
+        help="seconds between windows instead of 0.5 (e.g. 3.5)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     resolved = resolve("H1", "60Hz")
@@ -81,7 +99,8 @@ def main() -> None:
         )
         print(
             f"{args.architecture} model, {args.device}, {args.threads} "
-            f"threads, batch {args.batch_size}"
+            f"threads, batch {args.batch_size}, windows "
+            f"{args.kernel_length or 1:g} s every {args.stride or 0.5:g} s"
         )
         for label, file_length, end in (
             ("long files", 4096.0, None),
@@ -94,6 +113,8 @@ def main() -> None:
                 folder / label.replace(" ", "-"),
                 end=end,
                 file_length=file_length,
+                kernel_length=args.kernel_length,
+                inference_sampling_rate=args.stride and 1 / args.stride,
                 batch_size=args.batch_size,
                 device=args.device,
                 progress=False,

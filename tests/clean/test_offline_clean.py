@@ -58,6 +58,7 @@ def model_path(tmp_path_factory):
         "witnesses": WITNESSES,
         "sample_rate": SAMPLE_RATE,
         "cleaning": _config().to_dict(),
+        "receptive_field": 9,
     }
     return save_exported_model(LinearNoise(len(WITNESSES)), metadata, path)
 
@@ -263,3 +264,54 @@ def test_command_line(data_file, model_path, tmp_path):
     )
     assert "cleaned 60 s" in result.stdout and "into 2 files" in result.stdout
     assert len(list((tmp_path / "out").glob("H-H1_DEEPCLEAN-*.gwf"))) == 2
+
+
+class TestWindowOverride:
+    def test_longer_windows_give_the_same_cleaned_strain(
+        self, data_file, model_path, tmp_path
+    ):
+        default = clean(
+            model_path,
+            [data_file],
+            tmp_path / "a",
+            file_length=64,
+            write_noise=True,
+            progress=False,
+        )
+        longer = clean(
+            model_path,
+            [data_file],
+            tmp_path / "b",
+            file_length=64,
+            kernel_length=4.0,
+            inference_sampling_rate=1 / 3.5,
+            write_noise=True,
+            progress=False,
+        )
+        from deepclean_io.gwf import read_gwf
+
+        channel = f"{STRAIN}_DC_NOISE"
+        start = max(default.cleaned[0][0], longer.cleaned[0][0])
+        end = min(default.cleaned[0][1], longer.cleaned[0][1])
+        noise = []
+        for summary in (default, longer):
+            data, t0, _ = read_gwf(summary.files[0], [channel])
+            lo = int((start - t0) * SAMPLE_RATE)
+            hi = int((end - t0) * SAMPLE_RATE)
+            noise.append(data[channel][lo:hi])
+        assert end - start >= 40
+        np.testing.assert_allclose(
+            noise[1], noise[0], rtol=0, atol=1e-6 * np.abs(noise[0]).max()
+        )
+
+    def test_edges_must_cover_the_receptive_field(self, model_path):
+        from deepclean_clean.clean import window_config
+
+        _, metadata = load_exported_model(model_path)
+        metadata["receptive_field"] = 512  # 1 s at 512 Hz
+        with pytest.raises(ValueError, match="sees 0.5 s to each side"):
+            window_config(metadata, 1.0, 2.0)
+        assert window_config(metadata, 4.0, 1 / 3).kernel_length == 4.0
+        del metadata["receptive_field"]
+        with pytest.raises(ValueError, match="no receptive_field"):
+            window_config(metadata, 4.0, None)

@@ -136,6 +136,54 @@ def _contiguous_groups(
     return groups
 
 
+def window_config(
+    metadata: dict,
+    kernel_length: float | None = None,
+    inference_sampling_rate: float | None = None,
+):
+    """The model's :class:`~deepclean_engine.CleaningConfig`, with its
+    window geometry optionally replaced.
+
+    Raises:
+        ValueError: a replacement whose discarded window edges are
+            shorter than half the model's receptive field (predictions
+            there would see the window's zero padding), or a model whose
+            metadata does not record its receptive field.
+    """
+    from deepclean_engine import CleaningConfig
+
+    values = dict(metadata["cleaning"])
+    if kernel_length is None and inference_sampling_rate is None:
+        return CleaningConfig.from_dict(values)
+    if "receptive_field" not in metadata:
+        raise ValueError(
+            "this model's metadata has no receptive_field, so other windows "
+            "cannot be checked; clean with the model's own kernel_length "
+            "and inference_sampling_rate"
+        )
+    if kernel_length is not None:
+        values["kernel_length"] = kernel_length
+    if inference_sampling_rate is not None:
+        values["inference_sampling_rate"] = inference_sampling_rate
+    if values.get("edge_handling") == "edge_pad":
+        values["keep_offset"] = None
+    config = CleaningConfig.from_dict(values)
+    if config.edge_handling == "overlap_add":
+        return config
+    first, last = config.stitch_support
+    margin = min(first, config.kernel_size - last)
+    needed = -(-metadata["receptive_field"] // 2)
+    if margin < needed:
+        raise ValueError(
+            f"windows of {config.kernel_length} s every "
+            f"{1 / config.inference_sampling_rate:g} s keep predictions "
+            f"{margin / config.sample_rate:g} s from a window edge, but the "
+            f"model sees {needed / config.sample_rate:g} s to each side; "
+            "use longer windows or a shorter stride"
+        )
+    return config
+
+
 def clean(
     model: Path,
     data_files: list[Path],
@@ -147,6 +195,8 @@ def clean(
     write_noise: bool = False,
     write_raw: bool = False,
     chunk_length: float = 256.0,
+    kernel_length: float | None = None,
+    inference_sampling_rate: float | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     summary: Path | None = None,
@@ -169,6 +219,14 @@ def clean(
             ``{strain}{suffix}_NOISE``.
         write_raw: also write the raw strain under its own name.
         chunk_length: seconds processed at once (bounds memory).
+        kernel_length: window length fed to the model, s, instead of the
+            one in the model's metadata; with ``inference_sampling_rate``
+            it trades latency for speed: 4 s windows every 3.5 s predict
+            each second 1.14 times instead of twice. Fully convolutional
+            models only: with edge padding, the discarded edges of each
+            window must cover half the model's receptive field.
+        inference_sampling_rate: windows per second, Hz, instead of the
+            model's.
         batch_size: model windows per forward pass.
         device: ``cpu`` or a CUDA device such as ``cuda:0``.
         summary: JSON summary path; ``{output_dir}/clean-{start}-{end}
@@ -188,11 +246,7 @@ def clean(
     import torch
     from tqdm.auto import tqdm
 
-    from deepclean_engine import (
-        CleaningConfig,
-        CleaningEngine,
-        load_exported_model,
-    )
+    from deepclean_engine import CleaningEngine, load_exported_model
     from deepclean_io.gwf import frame_name, write_gwf
     from deepclean_io.hdf5 import file_info, read_timeseries
 
@@ -200,7 +254,7 @@ def clean(
     output_dir = Path(output_dir)
     _check_writable(output_dir)
     module, metadata = load_exported_model(model, device)
-    config = CleaningConfig.from_dict(metadata["cleaning"])
+    config = window_config(metadata, kernel_length, inference_sampling_rate)
     engine = CleaningEngine(module, config, batch_size, device)
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])

@@ -120,8 +120,12 @@ class DeepCleanCLI(LightningCLI):
         """Export the best model by ``val_asdr`` into the output folder.
 
         Without checkpoints (or validation) the final weights are exported.
+        The W&B run, if any, is finished: training is over.
         """
         trainer = self.trainer
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.experiment.finish()
         if not trainer.is_global_zero:
             return
         model, data = self.model, self.datamodule

@@ -9,6 +9,7 @@ training span, package version) is stored inside the file as the extra
 file ``metadata.json`` and beside it as ``model.json``.
 """
 
+import copy
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ from deepclean_engine import (
     load_exported_model,
     save_exported_model,
 )
+from deepclean_train.architectures import receptive_field
 
 if TYPE_CHECKING:
     from deepclean_train.model import DeepCleanModel
@@ -48,6 +50,11 @@ def model_metadata(
         "stride": 1 / config.inference_sampling_rate,
         "cleaning": config.to_dict(),
         "architecture": type(model.network).__name__,
+        "receptive_field": receptive_field(
+            copy.deepcopy(model.network).cpu(),
+            len(model.hparams.witnesses),
+            4 * config.kernel_size,
+        ),
         "train_span": [float(train_span[0]), float(train_span[1])],
         "package_version": version("deepclean-train"),
         "torch_version": torch.__version__,

@@ -114,7 +114,7 @@ def main() -> None:
                 end=end,
                 file_length=file_length,
                 kernel_length=args.kernel_length,
-                inference_sampling_rate=args.stride and 1 / args.stride,
+                stride=args.stride,
                 batch_size=args.batch_size,
                 device=args.device,
                 progress=False,

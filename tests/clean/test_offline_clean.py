@@ -284,7 +284,7 @@ class TestWindowOverride:
             tmp_path / "b",
             file_length=64,
             kernel_length=4.0,
-            inference_sampling_rate=1 / 3.5,
+            stride=3.5,
             write_noise=True,
             progress=False,
         )
@@ -310,8 +310,8 @@ class TestWindowOverride:
         _, metadata = load_exported_model(model_path)
         metadata["receptive_field"] = 512  # 1 s at 512 Hz
         with pytest.raises(ValueError, match="sees 0.5 s to each side"):
-            window_config(metadata, 1.0, 2.0)
-        assert window_config(metadata, 4.0, 1 / 3).kernel_length == 4.0
+            window_config(metadata, 1.0, 0.5)
+        assert window_config(metadata, 4.0, 3.0).kernel_length == 4.0
         del metadata["receptive_field"]
         with pytest.raises(ValueError, match="no receptive_field"):
             window_config(metadata, 4.0, None)

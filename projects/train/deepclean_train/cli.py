@@ -46,6 +46,7 @@ def default_loggers(
     """CSV logger in ``output_dir``, plus W&B when enabled."""
     loggers: list[Logger] = [CSVLogger(output_dir, name="", version="")]
     if settings.enabled:
+        offline = wandb_offline(settings)
         loggers.append(
             WandbLogger(
                 save_dir=output_dir,
@@ -54,7 +55,10 @@ def default_loggers(
                 group=settings.group,
                 name=settings.name,
                 tags=settings.tags,
-                offline=wandb_offline(settings),
+                offline=offline,
+                # explicit: wandb reads WANDB_MODE, which Lightning sets,
+                # only when its settings are first created in a process
+                mode="offline" if offline else "online",
             )
         )
     return loggers

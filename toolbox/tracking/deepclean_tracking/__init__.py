@@ -92,4 +92,6 @@ def log_run(
     run.summary.update(metrics)
     folder = Path(run.dir).parent
     run.finish()
+    # later runs in this process start from fresh settings
+    wandb.teardown()
     return folder

@@ -136,6 +136,74 @@ def _contiguous_groups(
     return groups
 
 
+def _clean_span(
+    engine,
+    path: Path,
+    strain_channel: str,
+    witnesses: list[str],
+    start: float,
+    end: float,
+    chunk_length: float,
+    advance,
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Clean ``[start, end)`` of one data file in chunks.
+
+    Each chunk reads the context the engine needs around it
+    (:meth:`~deepclean_engine.CleaningEngine.required_span`).
+
+    Args:
+        engine: the cleaning engine.
+        path: data file (gwpy HDF5 layout) holding the span and context.
+        strain_channel: raw strain channel.
+        witnesses: witness channels in the model's order.
+        start: GPS start, s, on the frame grid.
+        end: GPS end, s, on the frame grid.
+        chunk_length: seconds per engine call.
+        advance: called with the seconds done after each chunk.
+
+    Returns:
+        ``cleaned``, ``noise`` and ``raw`` strain ``(time,)`` over the span,
+        and the GPS starts of frames whose witnesses were not finite.
+    """
+    import torch
+
+    from deepclean_io.hdf5 import read_timeseries
+
+    rate = engine.config.sample_rate
+    pieces: dict[str, list[np.ndarray]] = {
+        "cleaned": [],
+        "noise": [],
+        "raw": [],
+    }
+    flagged: list[float] = []
+    chunk_start = start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + chunk_length, end)
+        data_start, data_end = engine.required_span(chunk_start, chunk_end)
+        data, t0, _ = read_timeseries(
+            path, [strain_channel, *witnesses], data_start, data_end
+        )
+        strain = torch.from_numpy(data[strain_channel].astype(np.float64))
+        witness = torch.from_numpy(
+            np.stack([data[w] for w in witnesses]).astype(np.float32)
+        )
+        segment = engine.clean(strain, witness, t0)
+        lo = round((chunk_start - segment.t0) * rate)
+        hi = round((chunk_end - segment.t0) * rate)
+        for key, values in pieces.items():
+            values.append(getattr(segment, key)[lo:hi].cpu().numpy())
+        frame_starts = segment.t0 + engine.config.frame_length * (
+            torch.nonzero(segment.flagged).flatten().cpu().numpy()
+        )
+        flagged.extend(
+            float(g) for g in frame_starts if chunk_start <= g < chunk_end
+        )
+        advance(chunk_end - chunk_start)
+        chunk_start = chunk_end
+    series = {key: np.concatenate(values) for key, values in pieces.items()}
+    return series, flagged
+
+
 def window_config(
     metadata: dict,
     kernel_length: float | None = None,
@@ -243,12 +311,11 @@ def clean(
             file length that is not a whole number of frames.
         PermissionError: the output directory is not writable.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from deepclean_engine import CleaningEngine, load_exported_model
     from deepclean_io.gwf import frame_name, write_gwf
-    from deepclean_io.hdf5 import file_info, read_timeseries
+    from deepclean_io.hdf5 import file_info
 
     began = time.perf_counter()
     output_dir = Path(output_dir)
@@ -362,42 +429,17 @@ def clean(
                 pending.append((tile, name))
         for group in _contiguous_groups(pending, group_length):
             group_start, group_end = group[0][0][0], group[-1][0][1]
-            pieces = {"cleaned": [], "noise": [], "raw": []}
-            chunk_start = group_start
-            while chunk_start < group_end:
-                chunk_end = min(chunk_start + chunk_length, group_end)
-                data_start, data_end = engine.required_span(
-                    chunk_start, chunk_end
-                )
-                data, t0, _ = read_timeseries(
-                    path, channels, data_start, data_end
-                )
-                strain = torch.from_numpy(
-                    data[strain_channel].astype(np.float64)
-                )
-                witness = torch.from_numpy(
-                    np.stack([data[w] for w in witnesses]).astype(np.float32)
-                )
-                segment = engine.clean(strain, witness, t0)
-                lo = round((chunk_start - segment.t0) * config.sample_rate)
-                hi = round((chunk_end - segment.t0) * config.sample_rate)
-                for key in pieces:
-                    pieces[key].append(
-                        getattr(segment, key)[lo:hi].cpu().numpy()
-                    )
-                frame_starts = (
-                    segment.t0
-                    + config.frame_length
-                    * torch.nonzero(segment.flagged).flatten().cpu().numpy()
-                )
-                result.flagged_frames.extend(
-                    float(g)
-                    for g in frame_starts
-                    if chunk_start <= g < chunk_end
-                )
-                bar.update(chunk_end - chunk_start)
-                chunk_start = chunk_end
-            series = {key: np.concatenate(pieces[key]) for key in pieces}
+            series, flagged = _clean_span(
+                engine,
+                path,
+                strain_channel,
+                witnesses,
+                group_start,
+                group_end,
+                chunk_length,
+                bar.update,
+            )
+            result.flagged_frames.extend(flagged)
             for (tile_start, tile_end), name in group:
                 lo = round((tile_start - group_start) * config.sample_rate)
                 hi = round((tile_end - group_start) * config.sample_rate)

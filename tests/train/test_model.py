@@ -25,17 +25,21 @@ def make_model(toy, **overrides: object) -> DeepCleanModel:
     return DeepCleanModel(**arguments)
 
 
-def make_data(toy, fname: Path) -> DeepCleanDataModule:
+def make_data(toy, fname: Path, **overrides) -> DeepCleanDataModule:
+    arguments = {
+        "train_duration": 64.0,
+        "valid_duration": 32.0,
+        "batch_size": 8,
+        "batches_per_epoch": 4,
+    }
+    arguments.update(overrides)
     return DeepCleanDataModule(
         str(fname),
         toy.strain_channel,
         toy.witnesses,
         toy.sample_rate,
         toy.bands,
-        train_duration=64.0,
-        valid_duration=32.0,
-        batch_size=8,
-        batches_per_epoch=4,
+        **arguments,
     )
 
 
@@ -119,15 +123,12 @@ def test_other_witnesses_in_data_are_refused(toy, data_file: Path) -> None:
 
 
 def test_test_span_is_cleaned(toy, data_file: Path) -> None:
-    data = DeepCleanDataModule(
-        str(data_file),
-        toy.strain_channel,
-        toy.witnesses,
-        toy.sample_rate,
-        toy.bands,
-        train_duration=64.0,
-        valid_duration=32.0,
+    data = make_data(
+        toy,
+        data_file,
         test_duration=32.0,
+        batch_size=64,
+        batches_per_epoch=64,
     )
     (metrics,) = make_trainer().test(make_model(toy), data, verbose=False)
     assert 0.9 < metrics["test_asdr"] < 1.1

@@ -8,52 +8,44 @@ second next to the earlier implementation's 58-65x real time on 2 CPU
 cores (~180x without I/O).
 
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
-       reference|dilated] [--device cpu] [--threads 2] [--batch-size 32]
-       [--kernel-length 4 --stride 3.5]
+       reference|dilated] [--network-sample-rate 512] [--device cpu]
+       [--threads 2] [--batch-size 32] [--kernel-length 4 --stride 3.5]
 """
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from models import ARCHITECTURES, configured, network_rate_options
 
 from deepclean.couplings import resolve
 from deepclean_clean.clean import clean
 from deepclean_data.simulate import simulate
-from deepclean_engine import CleaningConfig, save_exported_model
-from deepclean_train.architectures import (
-    DeepCleanAutoencoder,
-    DilatedUNet,
-    receptive_field,
-)
-from deepclean_train.model import NoisePredictor
+from deepclean_train.export import export_model
 
 GPS_START = 1_250_000_000
 STRAIN = "H1:GDS-CALIB_STRAIN"
 EARLIER = "earlier implementation: 58-65x real time on 2 CPU cores"
-ARCHITECTURES = {"reference": DeepCleanAutoencoder, "dilated": DilatedUNet}
 
 
 def export_untrained(
-    architecture: str, witnesses: list[str], bands, folder: Path
+    architecture: str,
+    witnesses: list[str],
+    network_sample_rate: float | None,
+    folder: Path,
 ) -> Path:
-    network = ARCHITECTURES[architecture](len(witnesses))
-    config = CleaningConfig(sample_rate=4096.0, bands=bands)
-    metadata = {
-        "strain_channel": STRAIN,
-        "witnesses": witnesses,
-        "sample_rate": config.sample_rate,
-        "bands": [list(band) for band in bands],
-        "cleaning": config.to_dict(),
-        "receptive_field": receptive_field(network, len(witnesses), 16384),
-    }
-    return save_exported_model(
-        NoisePredictor(network, len(witnesses)),
-        metadata,
-        folder / "model.pt",
+    model, _ = configured(
+        architecture,
+        folder / "unused.hdf5",
+        STRAIN,
+        witnesses,
+        folder,
+        *network_rate_options(network_sample_rate),
     )
+    return export_model(model, folder, (GPS_START, GPS_START))
 
 
 def main() -> None:
@@ -62,6 +54,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument(
         "--architecture", choices=sorted(ARCHITECTURES), default="reference"
+    )
+    parser.add_argument(
+        "--network-sample-rate",
+        type=float,
+        default=None,
+        help="rate the network runs at, Hz (default: the config's; 0: "
+        "the data's rate)",
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
@@ -95,12 +94,16 @@ def main() -> None:
             progress=False,
         )
         model = export_untrained(
-            args.architecture, witnesses, resolved.bands, folder
+            args.architecture, witnesses, args.network_sample_rate, folder
         )
+        metadata = json.loads(model.with_suffix(".json").read_text())
         print(
-            f"{args.architecture} model, {args.device}, {args.threads} "
+            f"{args.architecture} model at "
+            f"{metadata['network_sample_rate']:g} Hz, {args.device}, "
+            f"{args.threads} "
             f"threads, batch {args.batch_size}, windows "
-            f"{args.kernel_length or 1:g} s every {args.stride or 0.5:g} s"
+            f"{args.kernel_length or metadata['kernel_length']:g} s every "
+            f"{args.stride or metadata['stride']:g} s"
         )
         for label, file_length, end in (
             ("long files", 4096.0, None),

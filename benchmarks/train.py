@@ -1,14 +1,17 @@
 """Training throughput and cleaning quality on the simulated detector.
 
 Simulates one file (``deepclean_data.simulate``: strain, the H1 60 Hz
-witnesses and decoys, plus the truth), then for each architecture trains
-a DeepClean model on the training span, validates it every epoch with
-the cleaning engine, and cleans the test span after it. Prints, per
+witnesses and decoys, plus the truth), then for each shipped config
+(``projects/train/configs/{reference,dilated}.yaml``, data parameters
+overridden) trains a DeepClean model on the training span, validates
+it every epoch with the cleaning engine, and cleans the test span after
+it. Prints, per
 architecture:
 
 - throughput in seconds of training data consumed (batch size x kernel
   length per step) per wall-clock second, validation included, and for
   the training steps alone;
+- the fit's wall time and the best ``val_asdr``;
 - in-band excess on the test span against the truth: median over
   in-band bins of ASD(cleaned) / ASD(ideal) - 1 (ideal = background +
   injections), and the median ASD(cleaned) / ASD(raw) 10-20 Hz either
@@ -23,25 +26,25 @@ Usage: python benchmarks/train.py [--sample-rate 4096]
        [--train-duration 256] [--valid-duration 64] [--test-duration 128]
        [--epochs 2] [--batches-per-epoch 16] [--batch-size 64]
        [--architectures reference dilated] [--nonlinear-fraction 0.2]
+       [--network-sample-rate 512]
        [--accelerator auto] [--precision 32-true] [--threads 2]
 """
 
 import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from models import ARCHITECTURES, configured, network_rate_options
 
 from deepclean_data.simulate import simulate, truth_paths
 from deepclean_data.simulation.config import SimulationConfig
 from deepclean_engine import CleaningEngine, SpectralDensity, in_band_mask
 from deepclean_io import file_info, read_timeseries
-from deepclean_train.architectures import DeepCleanAutoencoder, DilatedUNet
-from deepclean_train.data import DeepCleanDataModule
-from deepclean_train.model import DeepCleanModel
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
 ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
@@ -50,10 +53,6 @@ WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ"] + [
     f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
 ]
 BAND = (55.0, 65.0)
-ARCHITECTURES = {
-    "reference": (DeepCleanAutoencoder, 1e-2),
-    "dilated": (DilatedUNet, 5e-3),
-}
 GPS_START = 1_250_000_000
 
 
@@ -163,26 +162,25 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
         f"{'fit [s]':>8} {'val_asdr':>9} {'excess':>8} {'out/raw':>8}"
     )
     for name in arguments.architectures:
-        architecture, learning_rate = ARCHITECTURES[name]
-        data = DeepCleanDataModule(
-            str(fname),
+        model, data = configured(
+            name,
+            fname,
             STRAIN,
             witnesses,
-            arguments.sample_rate,
-            [BAND],
-            train_duration=arguments.train_duration,
-            valid_duration=arguments.valid_duration,
-            batch_size=arguments.batch_size,
-            batches_per_epoch=arguments.batches_per_epoch,
-        )
-        model = DeepCleanModel(
-            architecture(len(witnesses)),
-            STRAIN,
-            witnesses,
-            arguments.sample_rate,
-            [BAND],
-            kernel_length=1.0,
-            learning_rate=learning_rate,
+            folder / name,
+            "--data.sample_rate",
+            str(arguments.sample_rate),
+            "--data.bands",
+            json.dumps([BAND]),
+            "--data.train_duration",
+            str(arguments.train_duration),
+            "--data.valid_duration",
+            str(arguments.valid_duration),
+            "--data.batch_size",
+            str(arguments.batch_size),
+            "--data.batches_per_epoch",
+            str(arguments.batches_per_epoch),
+            *network_rate_options(arguments.network_sample_rate),
         )
         timer = Timer()
         trainer = pl.Trainer(
@@ -204,7 +202,7 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
             arguments.epochs
             * arguments.batches_per_epoch
             * arguments.batch_size
-            * 1.0
+            * data.kernel_length
         )
         engine = CleaningEngine(model.predictor, model.cleaning_config)
         segment = engine.clean(
@@ -234,6 +232,13 @@ def main() -> None:
     parser.add_argument("--train-duration", type=float, default=256.0)
     parser.add_argument("--valid-duration", type=float, default=64.0)
     parser.add_argument("--test-duration", type=float, default=128.0)
+    parser.add_argument(
+        "--network-sample-rate",
+        type=float,
+        default=None,
+        help="rate the networks run at, Hz (default: the config's; 0: "
+        "the data's rate)",
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batches-per-epoch", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)

@@ -6,6 +6,7 @@ import torch
 from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
+    MultirateNetwork,
     receptive_field,
 )
 
@@ -45,10 +46,25 @@ def test_reference_receptive_field() -> None:
 
 
 def test_dilated_receptive_field_reaches_half_a_second() -> None:
-    network = DilatedUNet(NUM_CHANNELS)
+    network = MultirateNetwork(DilatedUNet(NUM_CHANNELS), 8)
     field = receptive_field(network, NUM_CHANNELS, 4 * SAMPLE_RATE)
     assert field >= SAMPLE_RATE / 2
-    assert count_parameters(network) == 216_673
+    assert count_parameters(network) == 166_753
+
+
+def test_decimation_stretches_the_receptive_field() -> None:
+    network = MultirateNetwork(DeepCleanAutoencoder(NUM_CHANNELS), 8)
+    field = receptive_field(network, NUM_CHANNELS, 4 * SAMPLE_RATE)
+    # 193 samples at 512 Hz, widened by the resampling filters (163 taps)
+    assert 8 * 193 <= field <= 8 * 193 + 2 * 163
+
+
+def test_multirate_network_without_decimation_is_the_architecture() -> None:
+    architecture = DeepCleanAutoencoder(NUM_CHANNELS).eval()
+    network = MultirateNetwork(architecture).eval()
+    x = torch.randn(2, NUM_CHANNELS, 512)
+    with torch.no_grad():
+        torch.testing.assert_close(network(x), architecture(x))
 
 
 @pytest.mark.parametrize("architecture", [DeepCleanAutoencoder, DilatedUNet])

@@ -44,6 +44,8 @@ def fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
         str(data_file),
         "--data.sample_rate",
         str(toy.sample_rate),
+        "--data.network_sample_rate",
+        str(toy.sample_rate / 2),
         "--data.strain_channel",
         toy.strain_channel,
         "--data.witnesses",
@@ -151,6 +153,8 @@ class TestFit:
         assert metadata["witnesses"] == toy.witnesses
         assert metadata["bands"] == [list(band) for band in toy.bands]
         assert metadata["stride"] == 0.5
+        assert metadata["network_sample_rate"] == toy.sample_rate / 2
+        assert metadata["architecture"] == "DeepCleanAutoencoder"
         assert metadata["train_span"][1] - metadata["train_span"][0] == (
             TRAIN_DURATION
         )
@@ -215,6 +219,7 @@ class TestFit:
             toy.sample_rate,
             toy.bands,
             1.0,
+            network_sample_rate=toy.sample_rate / 2,
             init_from=str(trained / "model.pt"),
         )
         expected = exported.network.state_dict()
@@ -247,6 +252,23 @@ class TestFit:
                 toy.sample_rate,
                 toy.bands,
                 1.0,
+                network_sample_rate=toy.sample_rate / 2,
+                init_from=str(trained / "model.pt"),
+            )
+
+    def test_init_from_another_network_rate_is_refused(
+        self, toy, trained: Path
+    ) -> None:
+        with pytest.raises(
+            ValueError, match="its network_sample_rate 256.0 differs"
+        ):
+            DeepCleanModel(
+                DeepCleanAutoencoder(len(toy.witnesses)),
+                toy.strain_channel,
+                toy.witnesses,
+                toy.sample_rate,
+                toy.bands,
+                1.0,
                 init_from=str(trained / "model.pt"),
             )
 
@@ -270,14 +292,15 @@ def build_cli(tmp_path: Path, *options: str) -> DeepCleanCLI:
     ("config", "architecture", "parameters"),
     [
         ("reference.yaml", "DeepCleanAutoencoder", 43_015),
-        ("dilated.yaml", "DilatedUNet", 216_673),
+        ("dilated.yaml", "DilatedUNet", 166_753),
     ],
 )
 def test_shipped_configs_build(
     config: str, architecture: str, parameters: int, tmp_path: Path
 ) -> None:
     cli = build_cli(tmp_path, "--config", str(CONFIGS / config))
-    network = cli.model.network
+    assert cli.model.network.factor == 8
+    network = cli.model.network.architecture
     assert type(network).__name__ == architecture
     assert network.num_channels == 21
     assert cli.model.hparams.sample_rate == 4096

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from deepclean_engine.resampling import Decimator
 from deepclean_io import write_timeseries
 from deepclean_train.data import DeepCleanDataModule
 
@@ -106,6 +107,49 @@ class TestSampling:
         assert list(data.train_dataloader()) == [0, 1, 2]
         assert list(data.val_dataloader()) == ["valid"]
         assert list(data.test_dataloader()) == ["test"]
+
+
+class TestNetworkRate:
+    def test_windows_are_slices_of_the_decimated_span(
+        self, toy, data_file: Path
+    ) -> None:
+        data = make_data(toy, data_file, network_sample_rate=256.0)
+        data.setup("fit")
+        train = data.spans["train"]
+        decimator = Decimator(2)
+        torch.testing.assert_close(
+            data.train_witnesses,
+            torch.stack([decimator(row) for row in train.witnesses]),
+        )
+        target = data.strain_scaler(data.bandpass(train.strain)).float()
+        torch.testing.assert_close(data.target, decimator(target))
+        witnesses, targets = data.sample_batch(torch.device("cpu"))
+        assert witnesses.shape == (6, 4, 256)
+        assert targets.shape == (6, 256)
+        decimated = data.train_witnesses
+        for window, window_target in zip(witnesses, targets, strict=True):
+            (offsets,) = torch.nonzero(
+                decimated[0] == window[0, 0], as_tuple=True
+            )
+            offset = int(offsets[0])
+            torch.testing.assert_close(
+                window, decimated[:, offset : offset + 256]
+            )
+            torch.testing.assert_close(
+                window_target, data.target[offset : offset + 256]
+            )
+
+    def test_kernel_that_does_not_decimate_evenly_is_refused(
+        self, toy, data_file: Path
+    ) -> None:
+        with pytest.raises(ValueError, match="not a multiple of the"):
+            make_data(toy, data_file, network_sample_rate=512.0 / 3)
+
+    def test_rate_that_does_not_divide_is_refused(
+        self, toy, data_file: Path
+    ) -> None:
+        with pytest.raises(ValueError, match="divided by an integer"):
+            make_data(toy, data_file, network_sample_rate=200.0)
 
 
 class TestBadInput:

@@ -110,6 +110,40 @@ def test_validation_cleans_with_the_engine(toy, data_file: Path) -> None:
     assert segment.cleaned.shape[-1] >= 28 * toy.sample_rate
 
 
+def test_network_runs_between_the_resampling_filters(toy) -> None:
+    model = make_model(toy, network_sample_rate=256.0).eval()
+    network = model.network
+    assert network.factor == 2
+    x = torch.randn(3, 4, 512)
+    with torch.no_grad():
+        expected = network.interpolator(
+            network.architecture(network.decimator(x))
+        )
+        torch.testing.assert_close(network(x), expected)
+        assert network.architecture(network.decimator(x)).shape == (3, 256)
+
+
+def test_training_steps_at_the_network_rate(toy, data_file: Path) -> None:
+    data = make_data(toy, data_file, network_sample_rate=256.0)
+    model = make_model(toy, network_sample_rate=256.0)
+    shapes = []
+
+    class RecordBatch(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, index):
+            shapes.append((tuple(batch[0].shape), tuple(batch[1].shape)))
+
+    trainer = make_trainer(max_epochs=1, callbacks=[RecordBatch()])
+    trainer.fit(model, data)
+    assert shapes == [((8, 4, 256), (8, 256))] * 4
+    assert model.loss.density.sample_rate == 256.0
+    assert 0 < trainer.callback_metrics["val_asdr"] < 1.5
+
+
+def test_band_above_the_network_passband_is_refused(toy) -> None:
+    with pytest.raises(ValueError, match="lies above 48 Hz"):
+        make_model(toy, network_sample_rate=128.0)
+
+
 def test_loss_fftlength_longer_than_kernel_is_refused(toy) -> None:
     with pytest.raises(ValueError, match="lower model.fftlength"):
         make_model(toy, fftlength=2.0)

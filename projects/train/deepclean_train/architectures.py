@@ -9,17 +9,28 @@ noise of shape ``(batch, time)``. ``time`` must be a multiple of
   autoencoder (four stride-2 down blocks, four transposed up blocks),
   with the last up block kept at ``up_channels[-1]`` channels and a linear
   output convolution, instead of squeezing through a ReLU into a single
-  channel. Receptive field about 190 samples (47 ms at 4096 Hz).
+  channel. Receptive field 193 samples (0.38 s at 512 Hz, 47 ms at
+  4096 Hz).
 * :class:`DilatedUNet`: the same down/up path with skip connections and
   a stack of dilated residual convolutions at the coarsest rate, which
-  reaches a receptive field of about 1 s at 4096 Hz for about 0.22 M
-  parameters.
+  reaches a receptive field of 499 samples (0.97 s at 512 Hz) for about
+  0.17 M parameters.
+
+:class:`MultirateNetwork` runs either at a lower sample rate than the
+data: the coupled noise and the witness content that makes it lie far
+below the Nyquist frequency of 4096 Hz data (60 Hz mains and its
+sidebands, angular motion below 10 Hz), so decimating the witnesses
+by 8 before the network and interpolating its output back costs 8
+times fewer multiply-adds per second of data and stretches the
+receptive field 8 times in seconds.
 """
 
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from deepclean_engine.resampling import Decimator, Interpolator
 
 
 def _check_kernel_size(kernel_size: int) -> None:
@@ -178,9 +189,9 @@ class DilatedUNet(nn.Module):
     (bottleneck_kernel_size - 1)`` samples; up blocks add the features
     of the matching down block before upsampling further. A linear
     ``down_channels[0] -> 1`` convolution gives the output. With the
-    defaults (16x downsampling, dilations 1..64, kernel 3) the receptive
-    field is 4,257 samples (1.04 s at 4096 Hz); with 21 witnesses the
-    network has 216,673 parameters and costs about 2.9 times the
+    defaults (16x downsampling, dilations 1, 2, 4, 8, kernel 3) the
+    receptive field is 499 samples (0.97 s at 512 Hz); with 21 witnesses
+    the network has 166,753 parameters and costs about 2.6 times the
     multiply-adds per sample of :class:`DeepCleanAutoencoder`.
 
     Args:
@@ -195,7 +206,7 @@ class DilatedUNet(nn.Module):
         self,
         num_channels: int,
         down_channels: Sequence[int] = (16, 32, 64, 64),
-        dilations: Sequence[int] = (1, 2, 4, 8, 16, 32, 64),
+        dilations: Sequence[int] = (1, 2, 4, 8),
         kernel_size: int = 7,
         bottleneck_kernel_size: int = 3,
     ) -> None:
@@ -249,14 +260,53 @@ class DilatedUNet(nn.Module):
         return self.output_conv(hidden)[:, 0]
 
 
+class MultirateNetwork(nn.Module):
+    """An architecture run at ``1 / factor`` of the data's sample rate.
+
+    ``Interpolator(architecture(Decimator(x)))`` with the linear-phase
+    anti-aliasing filters of :mod:`deepclean_engine.resampling`; with
+    ``factor`` 1 the architecture sees the data as it is.
+
+    Args:
+        architecture: maps ``(batch, channels, time / factor)`` to
+            ``(batch, time / factor)``.
+        factor: integer ratio of the data's sample rate to the
+            architecture's.
+    """
+
+    def __init__(self, architecture: nn.Module, factor: int = 1) -> None:
+        super().__init__()
+        self.factor = factor
+        self.architecture = architecture
+        if factor == 1:
+            self.decimator = nn.Identity()
+            self.interpolator = nn.Identity()
+        else:
+            self.decimator = Decimator(factor)
+            self.interpolator = Interpolator(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict noise at the data's sample rate.
+
+        Args:
+            x: standardised witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Predicted scaled noise, ``(batch, time)``.
+        """
+        return self.interpolator(self.architecture(self.decimator(x)))
+
+
 def receptive_field(
     network: nn.Module, num_channels: int, num_samples: int
 ) -> int:
     """Span of input samples that influence one output sample.
 
-    Measured as the extent of the non-zero gradient of the central output
-    sample with respect to a random input, with the network in eval mode
-    (batch statistics would couple every sample).
+    Measured as the extent of the gradient of the central output sample
+    with respect to a random input, with the network in eval mode (batch
+    statistics would couple every sample). Gradients below ``1e-6`` of
+    the largest are rounding (FFT filtering spreads it over the whole
+    input) or the far tails of the resampling filters, and are ignored.
 
     Args:
         network: maps ``(1, num_channels, num_samples)`` to
@@ -275,5 +325,8 @@ def receptive_field(
         network(x)[0, num_samples // 2].backward()
     finally:
         network.train(was_training)
-    influence = x.grad.abs().sum(dim=(0, 1)).nonzero().flatten()
-    return int(influence[-1] - influence[0] + 1)
+    influence = x.grad.abs().sum(dim=(0, 1))
+    (significant,) = torch.nonzero(
+        influence > 1e-6 * influence.max(), as_tuple=True
+    )
+    return int(significant[-1] - significant[0] + 1)

@@ -74,6 +74,7 @@ class DeepCleanCLI(LightningCLI):
             "bands",
             "kernel_length",
             "filter_order",
+            "network_sample_rate",
             "strain_channel",
             "witnesses",
         ):

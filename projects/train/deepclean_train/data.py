@@ -6,7 +6,11 @@ and serves:
 
 - training batches: ``batch_size`` windows of ``kernel_length`` s at
   random offsets (1-sample stride) into the training span, gathered on
-  the device the model is on from the whole span kept there as a tensor;
+  the device the model is on from the whole span kept there as a tensor.
+  When the network runs at a lower rate (``network_sample_rate``), the
+  raw witnesses and the target are decimated to it once, over the whole
+  span, with the network's own :class:`~deepclean_engine.resampling.
+  Decimator`, so training steps skip the resampling filters;
 - validation and test spans: raw strain and witnesses of the span, on
   the device, for the cleaning engine.
 
@@ -31,6 +35,7 @@ from deepclean_engine import (
     validate_bands,
 )
 from deepclean_engine.config import whole_samples
+from deepclean_engine.resampling import Decimator, resampling_factor
 from deepclean_io import file_info, read_timeseries
 
 Band = tuple[float, float]
@@ -82,6 +87,9 @@ class DeepCleanDataModule(pl.LightningDataModule):
         batch_size: windows per training batch.
         batches_per_epoch: training batches per epoch.
         filter_order: Butterworth order of the target band-pass.
+        network_sample_rate: rate of the training windows, Hz:
+            ``sample_rate`` divided by an integer; ``None`` for
+            ``sample_rate``.
     """
 
     def __init__(
@@ -99,6 +107,7 @@ class DeepCleanDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         batches_per_epoch: int = 64,
         filter_order: int = 8,
+        network_sample_rate: float | None = None,
     ) -> None:
         super().__init__()
         if not witnesses:
@@ -139,6 +148,20 @@ class DeepCleanDataModule(pl.LightningDataModule):
         self.kernel_size = whole_samples(
             "kernel_length", kernel_length, sample_rate
         )
+        self.factor = (
+            1
+            if network_sample_rate is None
+            else resampling_factor(sample_rate, network_sample_rate)
+        )
+        if self.kernel_size % self.factor:
+            raise ValueError(
+                f"kernel_length {kernel_length} s is {self.kernel_size} "
+                f"samples, not a multiple of the decimation factor "
+                f"{self.factor} to network_sample_rate "
+                f"{network_sample_rate} Hz; choose a kernel_length that is"
+                " a whole number of samples at the network's rate"
+            )
+        self.network_sample_rate = self.sample_rate / self.factor
         self.durations = {
             "train": train_duration,
             "valid": valid_duration,
@@ -154,9 +177,11 @@ class DeepCleanDataModule(pl.LightningDataModule):
         self.bandpass = BandpassFilter(self.bands, sample_rate, filter_order)
         self.spans: dict[str, Span] = {}
         self.bounds: dict[str, tuple[float, float]] = {}
+        self.train_witnesses = torch.empty(0)
         self.target = torch.empty(0)
         self._on_device: dict[str, Span] = {}
-        self._target_on_device: torch.Tensor | None = None
+        self._windows_on_device: tuple[torch.Tensor, torch.Tensor] | None
+        self._windows_on_device = None
         self._generator: torch.Generator | None = None
 
     @property
@@ -260,7 +285,22 @@ class DeepCleanDataModule(pl.LightningDataModule):
         self.witness_scaler.fit(train.witnesses)
         target = self.bandpass(train.strain)
         self.strain_scaler.fit(target)
-        self.target = self.strain_scaler(target).to(torch.float32)
+        target = self.strain_scaler(target).to(torch.float32)
+        self.train_witnesses = self._decimate(train.witnesses)
+        self.target = self._decimate(target)
+
+    def _decimate(self, series: torch.Tensor) -> torch.Tensor:
+        """A training series at the network's rate, a channel at a time.
+
+        Args:
+            series: ``(time,)`` or ``(channels, time)``.
+        """
+        if self.factor == 1:
+            return series
+        decimator = Decimator(self.factor)
+        if series.ndim == 1:
+            return decimator(series)
+        return torch.stack([decimator(channel) for channel in series])
 
     def _device(self) -> torch.device:
         return self.trainer.lightning_module.device
@@ -293,21 +333,28 @@ class DeepCleanDataModule(pl.LightningDataModule):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows of the training span, gathered on ``device``.
 
-        Offsets are drawn uniformly (1-sample stride) among windows whose
-        target lies further than the band-pass settling time from the
-        span's ends; the windows are gathered in one indexing of a strided
-        view, straight into contiguous batch memory.
+        Offsets are drawn uniformly (1-sample stride at the network's
+        rate) among windows whose target lies further than the band-pass
+        settling time from the span's ends; the windows are gathered in
+        one indexing of a strided view, straight into contiguous batch
+        memory.
 
         Returns:
-            Raw witnesses ``(batch, channels, kernel_size)`` (float32)
-            and the scaled, band-passed strain ``(batch, kernel_size)``.
+            Raw witnesses ``(batch, channels, kernel)`` (float32) and the
+            scaled, band-passed strain ``(batch, kernel)``, both at the
+            network's rate (``kernel = kernel_size / factor``).
         """
-        train = self.span_on_device("train", device)
-        target = self._target_on_device
-        if target is None or target.device != device:
-            self._target_on_device = self.target.to(device)
-        settling = self.bandpass.settling_size
-        last_offset = train.strain.shape[-1] - settling - self.kernel_size
+        on_device = self._windows_on_device
+        if on_device is None or on_device[0].device != device:
+            on_device = (
+                self.train_witnesses.to(device),
+                self.target.to(device),
+            )
+            self._windows_on_device = on_device
+        witnesses, target = on_device
+        settling = -(-self.bandpass.settling_size // self.factor)
+        kernel = self.kernel_size // self.factor
+        last_offset = target.shape[-1] - settling - kernel
         offsets = torch.randint(
             settling,
             last_offset + 1,
@@ -315,10 +362,8 @@ class DeepCleanDataModule(pl.LightningDataModule):
             device=device,
             generator=self._window_generator(device),
         )
-        kernel = self.kernel_size
-        windows = train.witnesses.unfold(-1, kernel, 1).transpose(0, 1)
-        targets = self._target_on_device.unfold(-1, kernel, 1)
-        return windows[offsets], targets[offsets]
+        windows = witnesses.unfold(-1, kernel, 1).transpose(0, 1)
+        return windows[offsets], target.unfold(-1, kernel, 1)[offsets]
 
     def train_dataloader(self) -> DataLoader:
         """Batch indices; windows are drawn on the device."""

@@ -49,7 +49,8 @@ def model_metadata(
         "kernel_length": config.kernel_length,
         "stride": 1 / config.inference_sampling_rate,
         "cleaning": config.to_dict(),
-        "architecture": type(model.network).__name__,
+        "network_sample_rate": config.sample_rate / model.network.factor,
+        "architecture": type(model.network.architecture).__name__,
         "receptive_field": receptive_field(
             copy.deepcopy(model.network).cpu(),
             len(model.hparams.witnesses),
@@ -102,13 +103,16 @@ def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
         "strain_channel": model.hparams.strain_channel,
         "witnesses": list(model.hparams.witnesses),
         "sample_rate": float(model.hparams.sample_rate),
+        "network_sample_rate": float(
+            model.hparams.sample_rate / model.network.factor
+        ),
     }
     for key, value in expected.items():
         if metadata[key] != value:
             raise ValueError(
                 f"cannot fine-tune from {path}: its {key} {metadata[key]} "
                 f"differs from this model's {value}; train from scratch "
-                "or use a model trained on the same channels"
+                "or use a model trained on the same channels and rates"
             )
     try:
         model.network.load_state_dict(module.network.state_dict())
@@ -116,5 +120,6 @@ def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
         raise ValueError(
             f"cannot fine-tune from {path}: its network "
             f"({metadata['architecture']}) does not fit this model's "
-            f"({type(model.network).__name__}) with these settings: {error}"
+            f"({type(model.network.architecture).__name__}) with these "
+            f"settings: {error}"
         ) from error

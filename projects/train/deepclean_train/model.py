@@ -24,6 +24,8 @@ from deepclean_engine import (
     asd_ratio,
 )
 from deepclean_engine.config import EdgeHandling
+from deepclean_engine.resampling import passband_edge, resampling_factor
+from deepclean_train.architectures import MultirateNetwork
 from deepclean_train.data import Band, DeepCleanDataModule, Span
 from deepclean_train.export import load_pretrained_network
 
@@ -59,13 +61,38 @@ class NoisePredictor(nn.Module):
         return self.strain_scaler(scaled, inverse=True)
 
 
+def _network_factor(
+    sample_rate: float,
+    network_sample_rate: float | None,
+    bands: list[Band],
+) -> int:
+    """Decimation factor in front of the architecture (1: none)."""
+    if network_sample_rate is None:
+        return 1
+    factor = resampling_factor(sample_rate, network_sample_rate)
+    if factor == 1:
+        return 1
+    edge = passband_edge(network_sample_rate)
+    highest = max(high for _, high in bands)
+    if highest > edge:
+        needed = highest / edge * network_sample_rate
+        raise ValueError(
+            f"the band edge {highest:g} Hz lies above {edge:g} Hz, the "
+            "highest frequency a network at network_sample_rate "
+            f"{network_sample_rate:g} Hz sees; raise "
+            f"data.network_sample_rate to at least {needed:g} Hz "
+            "(sample_rate divided by an integer) or set it to null"
+        )
+    return factor
+
+
 class DeepCleanModel(pl.LightningModule):
     """Train a noise predictor and validate it with the cleaning engine.
 
     ``sample_rate``, ``bands``, ``kernel_length``, ``filter_order``,
     ``strain_channel`` and ``witnesses`` are linked from the data module
-    by the CLI; the architecture's ``num_channels`` is the number of
-    witnesses.
+    by the CLI, and so is ``network_sample_rate``; the architecture's
+    ``num_channels`` is the number of witnesses.
 
     Args:
         arch: network mapping ``(batch, channels, time)`` standardised
@@ -90,6 +117,10 @@ class DeepCleanModel(pl.LightningModule):
         frame_length: length of the band-passed frames, s.
         filter_pad: band-pass padding per side, s; ``None`` derives it
             from the bands.
+        network_sample_rate: rate the architecture runs at, Hz:
+            ``sample_rate`` divided by an integer, with every band below
+            the resampling filters' pass-band edge (0.375 times this
+            rate); ``None`` runs it at ``sample_rate``.
         valid_batch_size: windows per model call when cleaning.
         init_from: exported ``model.pt`` whose network weights initialise
             this model (fine-tuning); its channels must match. Not saved
@@ -116,12 +147,16 @@ class DeepCleanModel(pl.LightningModule):
         keep_offset: float | None = None,
         frame_length: float = 1.0,
         filter_pad: float | None = None,
+        network_sample_rate: float | None = None,
         valid_batch_size: int = 64,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["arch", "init_from"])
-        self.predictor = NoisePredictor(arch, len(witnesses))
+        factor = _network_factor(sample_rate, network_sample_rate, bands)
+        self.predictor = NoisePredictor(
+            MultirateNetwork(arch, factor), len(witnesses)
+        )
         self.cleaning_config = CleaningConfig(
             sample_rate=sample_rate,
             bands=tuple(tuple(band) for band in bands),
@@ -138,7 +173,9 @@ class DeepCleanModel(pl.LightningModule):
                 f"the loss fftlength ({fftlength} s) is longer than the "
                 f"kernel ({kernel_length} s); lower model.fftlength"
             )
-        self.loss = ASDRatioLoss(sample_rate, bands, fftlength, alpha=alpha)
+        self.loss = ASDRatioLoss(
+            sample_rate / factor, bands, fftlength, alpha=alpha
+        )
         self.engine = CleaningEngine(
             self.predictor, self.cleaning_config, batch_size=valid_batch_size
         )
@@ -146,8 +183,8 @@ class DeepCleanModel(pl.LightningModule):
             load_pretrained_network(self, init_from)
 
     @property
-    def network(self) -> nn.Module:
-        """The architecture being trained."""
+    def network(self) -> MultirateNetwork:
+        """The network being trained, resampling included."""
         return self.predictor.network
 
     def setup(self, stage: str) -> None:
@@ -185,10 +222,18 @@ class DeepCleanModel(pl.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """Loss on windows of raw witnesses and scaled target strain."""
+        """Loss on windows of raw witnesses and scaled target strain.
+
+        The data module serves both at the network's rate (decimated
+        over the whole span with the network's decimator), so the step
+        runs the architecture alone and the loss at that rate; the
+        in-band ASD ratio is the same at either rate.
+        """
         witnesses, target = batch
         predictor = self.predictor
-        prediction = predictor.network(predictor.witness_scaler(witnesses))
+        prediction = predictor.network.architecture(
+            predictor.witness_scaler(witnesses)
+        )
         loss = self.loss(prediction, target)
         self.log(
             "train_loss",

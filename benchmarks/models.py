@@ -1,0 +1,68 @@
+"""The models the benchmarks train or time, built from the shipped configs.
+
+``projects/train/configs/{reference,dilated}.yaml`` go through
+``deepclean-train``'s LightningCLI exactly as in the pipeline, with data
+parameters given as overrides, so a benchmark measures what users run.
+"""
+
+import json
+from pathlib import Path
+
+from deepclean_train.cli import DeepCleanCLI
+from deepclean_train.data import DeepCleanDataModule
+from deepclean_train.model import DeepCleanModel
+
+CONFIGS = Path(__file__).parents[1] / "projects" / "train" / "configs"
+ARCHITECTURES = ("reference", "dilated")
+
+
+def configured(
+    architecture: str,
+    fname: Path,
+    strain_channel: str,
+    witnesses: list[str],
+    root_dir: Path,
+    *overrides: str,
+) -> tuple[DeepCleanModel, DeepCleanDataModule]:
+    """Model and data module of a shipped config, untrained.
+
+    Args:
+        architecture: config name, one of :data:`ARCHITECTURES`.
+        fname: data file (read only when the data module is set up).
+        strain_channel: strain channel name.
+        witnesses: witness channel names.
+        root_dir: the trainer's folder.
+        *overrides: further CLI arguments, e.g. ``"--data.batch_size",
+            "512"``.
+    """
+    cli = DeepCleanCLI(
+        DeepCleanModel,
+        DeepCleanDataModule,
+        args=[
+            "--config",
+            str(CONFIGS / f"{architecture}.yaml"),
+            "--data.fname",
+            str(fname),
+            "--data.strain_channel",
+            strain_channel,
+            "--data.witnesses",
+            json.dumps(witnesses),
+            "--trainer.default_root_dir",
+            str(root_dir),
+            *overrides,
+        ],
+        run=False,
+    )
+    return cli.model, cli.datamodule
+
+
+def network_rate_options(network_sample_rate: float | None) -> list[str]:
+    """CLI overrides for ``--network-sample-rate`` of the benchmarks.
+
+    ``None`` keeps the config's rate, 0 runs the network at the data's
+    rate, anything else replaces it (Hz).
+    """
+    if network_sample_rate is None:
+        return []
+    value = "null" if network_sample_rate == 0 else str(network_sample_rate)
+    return ["--data.network_sample_rate", value]

@@ -63,6 +63,21 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
         default=4096.0,
         description="seconds per output GWF file (1 for replays)",
     )
+    window_length = shared(
+        "clean_window_length",
+        luigi.OptionalFloatParameter,
+        default=None,
+        description="seconds per prediction window (default: the model's); "
+        "longer windows predict each second fewer times",
+    )
+    window_stride = shared(
+        "clean_window_stride",
+        luigi.OptionalFloatParameter,
+        default=None,
+        description="seconds between prediction windows (default: the "
+        "model's); the discarded edges must cover half the model's "
+        "receptive field",
+    )
     write_noise = luigi.BoolParameter(
         default=False, description="also write the predicted noise"
     )
@@ -116,6 +131,14 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def command(self) -> list[str]:
         path, start, end = self.branch_data
         device = "cuda:0" if self.gpus else "cpu"
+        windows = [
+            f"--{option}={value}"
+            for option, value in (
+                ("kernel_length", self.window_length),
+                ("stride", self.window_stride),
+            )
+            if value is not None
+        ]
         return [
             self.executable("deepclean-clean"),
             "clean",
@@ -130,6 +153,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
             f"--write_raw={str(self.write_raw).lower()}",
             f"--device={device}",
             f"--summary={self.output().path}",
+            *windows,
         ]
 
 

@@ -70,13 +70,9 @@ def test_tones_keep_amplitude_and_phase_through_a_round_trip() -> None:
     alias = np.sin(2 * np.pi * 3000.0 * time)
     decimated = Decimator(8)(torch.from_numpy(tone + alias)).numpy()
     middle = slice(64, -64)
-    np.testing.assert_allclose(
-        decimated[middle], tone[::8][middle], atol=2e-4
-    )
+    np.testing.assert_allclose(decimated[middle], tone[::8][middle], atol=2e-4)
     restored = Interpolator(8)(torch.from_numpy(decimated)).numpy()
-    np.testing.assert_allclose(
-        restored[512:-512], tone[512:-512], atol=4e-4
-    )
+    np.testing.assert_allclose(restored[512:-512], tone[512:-512], atol=4e-4)
 
 
 def test_scripted_modules_match_and_carry_their_taps() -> None:

@@ -128,9 +128,24 @@ class TestClean:
             f"clean-{T0 + 4096}-{T0 + 6144}.json"
         )
 
+    def test_window_geometry(self, run_dir):
+        task = _task(
+            Clean, run_dir, branch=0, window_length=8.0, window_stride=7.0
+        )
+        command = task.command()
+        assert _arg(command, "--kernel_length=") == "8.0"
+        assert _arg(command, "--stride=") == "7.0"
+        task = _task(
+            Clean, run_dir, branch=0, window_length=None, window_stride=None
+        )
+        assert not any(
+            argument.startswith(("--kernel_length", "--stride"))
+            for argument in task.command()
+        )
+
 
 def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
-    task = _task(Evaluate, run_dir, train_offset=0.0)
+    task = _task(Evaluate, run_dir, train_offset=0.0, train_duration=2048.0)
     clean_dir = run_dir / "cleaned"
     clean_dir.mkdir()
     summary = {"cleaned": [[T0 + 4098, T0 + 6142]]}

@@ -152,14 +152,14 @@ class TestFit:
         assert metadata == json.loads((trained / "model.json").read_text())
         assert metadata["witnesses"] == toy.witnesses
         assert metadata["bands"] == [list(band) for band in toy.bands]
-        assert metadata["stride"] == 0.5
+        assert metadata["stride"] == 1.0
         assert metadata["network_sample_rate"] == toy.sample_rate / 2
         assert metadata["architecture"] == "DeepCleanAutoencoder"
         assert metadata["train_span"][1] - metadata["train_span"][0] == (
             TRAIN_DURATION
         )
         config = CleaningConfig.from_dict(metadata["cleaning"])
-        assert config.kernel_size == toy.sample_rate
+        assert config.kernel_size == 2 * toy.sample_rate
 
     def test_exported_model_matches_eager(
         self, trained: Path, data_file: Path
@@ -289,18 +289,22 @@ def build_cli(tmp_path: Path, *options: str) -> DeepCleanCLI:
 
 
 @pytest.mark.parametrize(
-    ("config", "architecture", "parameters"),
+    ("config", "architecture", "parameters", "factor"),
     [
-        ("reference.yaml", "DeepCleanAutoencoder", 43_015),
-        ("dilated.yaml", "DilatedUNet", 166_753),
+        ("reference.yaml", "DeepCleanAutoencoder", 43_015, 16),
+        ("dilated.yaml", "DilatedUNet", 166_753, 8),
     ],
 )
 def test_shipped_configs_build(
-    config: str, architecture: str, parameters: int, tmp_path: Path
+    config: str,
+    architecture: str,
+    parameters: int,
+    factor: int,
+    tmp_path: Path,
 ) -> None:
     cli = build_cli(tmp_path, "--config", str(CONFIGS / config))
-    assert cli.model.network.factor == 8
-    network = cli.model.network.architecture
+    assert cli.model.predictor.factor == factor
+    network = cli.model.network
     assert type(network).__name__ == architecture
     assert network.num_channels == 21
     assert cli.model.hparams.sample_rate == 4096

@@ -112,15 +112,26 @@ def test_validation_cleans_with_the_engine(toy, data_file: Path) -> None:
 
 def test_network_runs_between_the_resampling_filters(toy) -> None:
     model = make_model(toy, network_sample_rate=256.0).eval()
-    network = model.network
-    assert network.factor == 2
+    predictor = model.predictor
+    assert predictor.factor == 2
+    predictor.witness_scaler.mean.fill_(0.5)
+    predictor.witness_scaler.std.fill_(2.0)
+    predictor.strain_scaler.scale.fill_(1e-21)
     x = torch.randn(3, 4, 512)
     with torch.no_grad():
-        expected = network.interpolator(
-            network.architecture(network.decimator(x))
-        )
-        torch.testing.assert_close(network(x), expected)
-        assert network.architecture(network.decimator(x)).shape == (3, 256)
+        decimated = predictor.decimator(x)
+        assert decimated.shape == (3, 4, 256)
+        scaled = model.network((decimated - 0.5) / 2.0)
+        expected = 1e-21 * predictor.interpolator(scaled)
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_without_resampling_the_network_sees_the_data(toy) -> None:
+    model = make_model(toy).eval()
+    assert model.predictor.factor == 1
+    x = torch.randn(2, 4, 512)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.network(x))
 
 
 def test_training_steps_at_the_network_rate(toy, data_file: Path) -> None:

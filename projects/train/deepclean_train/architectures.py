@@ -15,22 +15,12 @@ noise of shape ``(batch, time)``. ``time`` must be a multiple of
   a stack of dilated residual convolutions at the coarsest rate, which
   reaches a receptive field of 499 samples (0.97 s at 512 Hz) for about
   0.17 M parameters.
-
-:class:`MultirateNetwork` runs either at a lower sample rate than the
-data: the coupled noise and the witness content that makes it lie far
-below the Nyquist frequency of 4096 Hz data (60 Hz mains and its
-sidebands, angular motion below 10 Hz), so decimating the witnesses
-by 8 before the network and interpolating its output back costs 8
-times fewer multiply-adds per second of data and stretches the
-receptive field 8 times in seconds.
 """
 
 from collections.abc import Sequence
 
 import torch
 from torch import nn
-
-from deepclean_engine.resampling import Decimator, Interpolator
 
 
 def _check_kernel_size(kernel_size: int) -> None:
@@ -258,43 +248,6 @@ class DilatedUNet(nn.Module):
         for index, block in enumerate(self.up):
             hidden = block(hidden) + skips[-1 - index]
         return self.output_conv(hidden)[:, 0]
-
-
-class MultirateNetwork(nn.Module):
-    """An architecture run at ``1 / factor`` of the data's sample rate.
-
-    ``Interpolator(architecture(Decimator(x)))`` with the linear-phase
-    anti-aliasing filters of :mod:`deepclean_engine.resampling`; with
-    ``factor`` 1 the architecture sees the data as it is.
-
-    Args:
-        architecture: maps ``(batch, channels, time / factor)`` to
-            ``(batch, time / factor)``.
-        factor: integer ratio of the data's sample rate to the
-            architecture's.
-    """
-
-    def __init__(self, architecture: nn.Module, factor: int = 1) -> None:
-        super().__init__()
-        self.factor = factor
-        self.architecture = architecture
-        if factor == 1:
-            self.decimator = nn.Identity()
-            self.interpolator = nn.Identity()
-        else:
-            self.decimator = Decimator(factor)
-            self.interpolator = Interpolator(factor)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Predict noise at the data's sample rate.
-
-        Args:
-            x: standardised witnesses, ``(batch, channels, time)``.
-
-        Returns:
-            Predicted scaled noise, ``(batch, time)``.
-        """
-        return self.interpolator(self.architecture(self.decimator(x)))
 
 
 def receptive_field(

@@ -1,12 +1,13 @@
 """Export a trained model as self-contained TorchScript.
 
-``model.pt`` is a TorchScript :class:`~deepclean_train.model.NoisePredictor`
-in eval mode: raw witnesses ``(batch, channels, kernel)`` in, predicted
-noise in strain units ``(batch, kernel)`` out (witness standardisation
-and strain unscaling included). Its metadata (channel order, sample
-rate, bands, kernel length, stride, the cleaning engine's parameters,
-training span, package version) is stored inside the file as the extra
-file ``metadata.json`` and beside it as ``model.json``.
+``model.pt`` is a TorchScript
+:class:`~deepclean_train.predictor.NoisePredictor` in eval mode: raw
+witnesses ``(batch, channels, kernel)`` in, predicted noise in strain
+units ``(batch, kernel)`` out (resampling, witness standardisation and
+strain unscaling included). Its metadata (channel order, sample rate,
+network rate, bands, kernel length, stride, the cleaning engine's
+parameters, training span, package version) is stored inside the file
+as the extra file ``metadata.json`` and beside it as ``model.json``.
 """
 
 import copy
@@ -22,6 +23,7 @@ from deepclean_engine import (
     save_exported_model,
 )
 from deepclean_train.architectures import receptive_field
+from deepclean_train.predictor import NoisePredictor
 
 if TYPE_CHECKING:
     from deepclean_train.model import DeepCleanModel
@@ -49,10 +51,14 @@ def model_metadata(
         "kernel_length": config.kernel_length,
         "stride": 1 / config.inference_sampling_rate,
         "cleaning": config.to_dict(),
-        "network_sample_rate": config.sample_rate / model.network.factor,
-        "architecture": type(model.network.architecture).__name__,
+        "network_sample_rate": config.sample_rate / model.predictor.factor,
+        "architecture": type(model.network).__name__,
         "receptive_field": receptive_field(
-            copy.deepcopy(model.network).cpu(),
+            NoisePredictor(
+                copy.deepcopy(model.network).cpu(),
+                len(model.hparams.witnesses),
+                model.predictor.factor,
+            ),
             len(model.hparams.witnesses),
             4 * config.kernel_size,
         ),
@@ -104,7 +110,7 @@ def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
         "witnesses": list(model.hparams.witnesses),
         "sample_rate": float(model.hparams.sample_rate),
         "network_sample_rate": float(
-            model.hparams.sample_rate / model.network.factor
+            model.hparams.sample_rate / model.predictor.factor
         ),
     }
     for key, value in expected.items():
@@ -120,6 +126,5 @@ def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
         raise ValueError(
             f"cannot fine-tune from {path}: its network "
             f"({metadata['architecture']}) does not fit this model's "
-            f"({type(model.network.architecture).__name__}) with these "
-            f"settings: {error}"
+            f"({type(model.network).__name__}) with these settings: {error}"
         ) from error

@@ -16,49 +16,16 @@ from torch import nn
 
 from deepclean_engine import (
     ASDRatioLoss,
-    ChannelStandardScaler,
     CleanedSegment,
     CleaningConfig,
     CleaningEngine,
-    StrainScaler,
     asd_ratio,
 )
 from deepclean_engine.config import EdgeHandling
 from deepclean_engine.resampling import passband_edge, resampling_factor
-from deepclean_train.architectures import MultirateNetwork
 from deepclean_train.data import Band, DeepCleanDataModule, Span
 from deepclean_train.export import load_pretrained_network
-
-
-class NoisePredictor(nn.Module):
-    """Raw witnesses in, predicted coupled noise in strain units out.
-
-    ``strain_scale * network((witnesses - mean) / std)``: the exported
-    model and the cleaning engine's noise model.
-
-    Args:
-        network: maps standardised witnesses ``(batch, channels, time)``
-            to scaled noise ``(batch, time)``.
-        num_channels: number of witness channels.
-    """
-
-    def __init__(self, network: nn.Module, num_channels: int) -> None:
-        super().__init__()
-        self.witness_scaler = ChannelStandardScaler(num_channels)
-        self.network = network
-        self.strain_scaler = StrainScaler()
-
-    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
-        """Predict noise.
-
-        Args:
-            witnesses: raw witnesses, ``(batch, channels, time)``.
-
-        Returns:
-            Predicted noise in strain units, ``(batch, time)``.
-        """
-        scaled = self.network(self.witness_scaler(witnesses))
-        return self.strain_scaler(scaled, inverse=True)
+from deepclean_train.predictor import NoisePredictor
 
 
 def _network_factor(
@@ -154,9 +121,7 @@ class DeepCleanModel(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["arch", "init_from"])
         factor = _network_factor(sample_rate, network_sample_rate, bands)
-        self.predictor = NoisePredictor(
-            MultirateNetwork(arch, factor), len(witnesses)
-        )
+        self.predictor = NoisePredictor(arch, len(witnesses), factor)
         self.cleaning_config = CleaningConfig(
             sample_rate=sample_rate,
             bands=tuple(tuple(band) for band in bands),
@@ -183,8 +148,8 @@ class DeepCleanModel(pl.LightningModule):
             load_pretrained_network(self, init_from)
 
     @property
-    def network(self) -> MultirateNetwork:
-        """The network being trained, resampling included."""
+    def network(self) -> nn.Module:
+        """The architecture being trained (at the network's rate)."""
         return self.predictor.network
 
     def setup(self, stage: str) -> None:
@@ -231,9 +196,7 @@ class DeepCleanModel(pl.LightningModule):
         """
         witnesses, target = batch
         predictor = self.predictor
-        prediction = predictor.network.architecture(
-            predictor.witness_scaler(witnesses)
-        )
+        prediction = predictor.network(predictor.witness_scaler(witnesses))
         loss = self.loss(prediction, target)
         self.log(
             "train_loss",

@@ -1,0 +1,59 @@
+"""The noise predictor: the module that is exported and cleans."""
+
+import torch
+from torch import nn
+
+from deepclean_engine import ChannelStandardScaler, StrainScaler
+from deepclean_engine.resampling import Decimator, Interpolator
+
+
+class NoisePredictor(nn.Module):
+    """Raw witnesses in, predicted coupled noise in strain units out.
+
+    ``strain_scale * interpolate(network(standardise(decimate(x))))``:
+    the exported model and the cleaning engine's noise model. The
+    network runs at ``1 / factor`` of the data's sample rate between two
+    linear-phase FIR filters (:mod:`deepclean_engine.resampling`): the
+    coupled noise and the witness content that makes it lie far below
+    the Nyquist frequency of 4096 Hz data (60 Hz mains and its
+    sidebands, angular motion below 10 Hz), so decimating by 8 or 16
+    cuts the network's multiply-adds per second of data as much and
+    stretches its receptive field as far in seconds. Standardising after
+    decimating touches ``factor`` times fewer samples (the decimator's
+    gain at 0 Hz is 1, so the order does not matter away from the
+    window edges) and matches training, which decimates whole spans.
+
+    Args:
+        network: maps standardised witnesses ``(batch, channels, time /
+            factor)`` to scaled noise ``(batch, time / factor)``.
+        num_channels: number of witness channels.
+        factor: integer ratio of the data's sample rate to the
+            network's (1: no resampling).
+    """
+
+    def __init__(
+        self, network: nn.Module, num_channels: int, factor: int = 1
+    ) -> None:
+        super().__init__()
+        self.factor = factor
+        resampling = factor > 1
+        self.decimator = Decimator(factor) if resampling else nn.Identity()
+        self.witness_scaler = ChannelStandardScaler(num_channels)
+        self.network = network
+        self.interpolator = (
+            Interpolator(factor) if resampling else nn.Identity()
+        )
+        self.strain_scaler = StrainScaler()
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """Predict noise.
+
+        Args:
+            witnesses: raw witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Predicted noise in strain units, ``(batch, time)``.
+        """
+        standardised = self.witness_scaler(self.decimator(witnesses))
+        scaled = self.interpolator(self.network(standardised))
+        return self.strain_scaler(scaled, inverse=True)

@@ -15,10 +15,13 @@ for precision in 32-true bf16-mixed; do
     --train-duration 1024 --valid-duration 256 --test-duration 512 \
     --batch-size 512 --batches-per-epoch 32 --epochs 3
 done
-echo "== offline cleaning"
+echo "== offline cleaning (the model's windows, then Clean's 5 s every 4 s)"
 for architecture in reference dilated; do
   "$PYTHON" benchmarks/clean.py --device cuda:0 --duration 2048 \
     --architecture "$architecture" --batch-size 512
+  "$PYTHON" benchmarks/clean.py --device cuda:0 --duration 2048 \
+    --architecture "$architecture" --batch-size 128 \
+    --kernel-length 5 --stride 4
 done
 echo "== engine alone"
 "$PYTHON" benchmarks/engine.py --device cuda --duration 2048 --batch-size 512

@@ -19,7 +19,12 @@ import time
 from pathlib import Path
 
 import torch
-from models import ARCHITECTURES, configured, network_rate_options
+from models import (
+    ARCHITECTURES,
+    add_network_rate_argument,
+    configured,
+    network_rate_options,
+)
 
 from deepclean.couplings import resolve
 from deepclean_clean.clean import clean
@@ -55,13 +60,7 @@ def main() -> None:
     parser.add_argument(
         "--architecture", choices=sorted(ARCHITECTURES), default="reference"
     )
-    parser.add_argument(
-        "--network-sample-rate",
-        type=float,
-        default=None,
-        help="rate the network runs at, Hz (default: the config's; 0: "
-        "the data's rate)",
-    )
+    add_network_rate_argument(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -70,13 +69,13 @@ def main() -> None:
         "--kernel-length",
         type=float,
         default=None,
-        help="window length instead of the model's 1 s (e.g. 4)",
+        help="window length instead of the model's (e.g. 5)",
     )
     parser.add_argument(
         "--stride",
         type=float,
         default=None,
-        help="seconds between windows instead of 0.5 (e.g. 3.5)",
+        help="seconds between windows instead of the model's (e.g. 4)",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

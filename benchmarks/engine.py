@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from models import configured, network_rate_options
+from models import add_network_rate_argument, configured, network_rate_options
 
 from deepclean_engine import CleaningEngine
 from deepclean_train.model import DeepCleanModel
@@ -68,13 +68,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--network-sample-rate",
-        type=float,
-        default=None,
-        help="rate the network runs at, Hz (default: the config's; 0: "
-        "the data's rate)",
-    )
+    add_network_rate_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -5,6 +5,7 @@
 parameters given as overrides, so a benchmark measures what users run.
 """
 
+import argparse
 import json
 from pathlib import Path
 
@@ -54,6 +55,17 @@ def configured(
         run=False,
     )
     return cli.model, cli.datamodule
+
+
+def add_network_rate_argument(parser: argparse.ArgumentParser) -> None:
+    """``--network-sample-rate``, read by :func:`network_rate_options`."""
+    parser.add_argument(
+        "--network-sample-rate",
+        type=float,
+        default=None,
+        help="rate the network runs at, Hz (default: the config's; 0: "
+        "the data's rate)",
+    )
 
 
 def network_rate_options(network_sample_rate: float | None) -> list[str]:

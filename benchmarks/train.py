@@ -45,7 +45,12 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from models import ARCHITECTURES, configured, network_rate_options
+from models import (
+    ARCHITECTURES,
+    add_network_rate_argument,
+    configured,
+    network_rate_options,
+)
 
 from deepclean_data.simulate import simulate, truth_paths
 from deepclean_data.simulation.config import SimulationConfig
@@ -238,13 +243,7 @@ def main() -> None:
     parser.add_argument("--train-duration", type=float, default=256.0)
     parser.add_argument("--valid-duration", type=float, default=64.0)
     parser.add_argument("--test-duration", type=float, default=128.0)
-    parser.add_argument(
-        "--network-sample-rate",
-        type=float,
-        default=None,
-        help="rate the networks run at, Hz (default: the config's; 0: "
-        "the data's rate)",
-    )
+    add_network_rate_argument(parser)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batches-per-epoch", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=64)

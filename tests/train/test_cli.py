@@ -33,6 +33,7 @@ from deepclean_train.model import DeepCleanModel
 CONFIGS = Path(__file__).parents[2] / "projects" / "train" / "configs"
 TRAIN_DURATION = 128.0
 VALID_DURATION = 32.0
+NETWORK_SAMPLE_RATE = 256.0  # half the toy detector's rate
 
 
 def fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
@@ -45,7 +46,7 @@ def fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
         "--data.sample_rate",
         str(toy.sample_rate),
         "--data.network_sample_rate",
-        str(toy.sample_rate / 2),
+        str(NETWORK_SAMPLE_RATE),
         "--data.strain_channel",
         toy.strain_channel,
         "--data.witnesses",
@@ -111,6 +112,27 @@ def validation_span(
     return strain, witnesses, t0
 
 
+def fine_tuned(
+    toy,
+    trained: Path,
+    architecture: type[torch.nn.Module] = DeepCleanAutoencoder,
+    witnesses: list[str] | None = None,
+    network_sample_rate: float | None = NETWORK_SAMPLE_RATE,
+) -> DeepCleanModel:
+    """A model initialised from the trained fixture's ``model.pt``."""
+    witnesses = witnesses or toy.witnesses
+    return DeepCleanModel(
+        architecture(len(witnesses)),
+        toy.strain_channel,
+        witnesses,
+        toy.sample_rate,
+        toy.bands,
+        1.0,
+        network_sample_rate=network_sample_rate,
+        init_from=str(trained / "model.pt"),
+    )
+
+
 @pytest.mark.slow
 class TestFit:
     def test_outputs_are_in_the_output_dir(self, toy, trained: Path) -> None:
@@ -153,7 +175,7 @@ class TestFit:
         assert metadata["witnesses"] == toy.witnesses
         assert metadata["bands"] == [list(band) for band in toy.bands]
         assert metadata["stride"] == 1.0
-        assert metadata["network_sample_rate"] == toy.sample_rate / 2
+        assert metadata["network_sample_rate"] == NETWORK_SAMPLE_RATE
         assert metadata["architecture"] == "DeepCleanAutoencoder"
         assert metadata["train_span"][1] - metadata["train_span"][0] == (
             TRAIN_DURATION
@@ -212,16 +234,7 @@ class TestFit:
 
     def test_init_from_copies_the_network(self, toy, trained: Path) -> None:
         exported, _ = load_exported_model(trained / "model.pt")
-        model = DeepCleanModel(
-            DeepCleanAutoencoder(len(toy.witnesses)),
-            toy.strain_channel,
-            toy.witnesses,
-            toy.sample_rate,
-            toy.bands,
-            1.0,
-            network_sample_rate=toy.sample_rate / 2,
-            init_from=str(trained / "model.pt"),
-        )
+        model = fine_tuned(toy, trained)
         expected = exported.network.state_dict()
         for name, value in model.network.state_dict().items():
             torch.testing.assert_close(value, expected[name])
@@ -231,30 +244,13 @@ class TestFit:
     ) -> None:
         witnesses = [*toy.witnesses[:3], "H1:PEM-OTHER"]
         with pytest.raises(ValueError, match="its witnesses .* differs"):
-            DeepCleanModel(
-                DeepCleanAutoencoder(len(witnesses)),
-                toy.strain_channel,
-                witnesses,
-                toy.sample_rate,
-                toy.bands,
-                1.0,
-                init_from=str(trained / "model.pt"),
-            )
+            fine_tuned(toy, trained, witnesses=witnesses)
 
     def test_init_from_other_architecture_is_refused(
         self, toy, trained: Path
     ) -> None:
         with pytest.raises(ValueError, match=r"its network .* does not fit"):
-            DeepCleanModel(
-                DilatedUNet(len(toy.witnesses)),
-                toy.strain_channel,
-                toy.witnesses,
-                toy.sample_rate,
-                toy.bands,
-                1.0,
-                network_sample_rate=toy.sample_rate / 2,
-                init_from=str(trained / "model.pt"),
-            )
+            fine_tuned(toy, trained, architecture=DilatedUNet)
 
     def test_init_from_another_network_rate_is_refused(
         self, toy, trained: Path
@@ -262,15 +258,7 @@ class TestFit:
         with pytest.raises(
             ValueError, match="its network_sample_rate 256.0 differs"
         ):
-            DeepCleanModel(
-                DeepCleanAutoencoder(len(toy.witnesses)),
-                toy.strain_channel,
-                toy.witnesses,
-                toy.sample_rate,
-                toy.bands,
-                1.0,
-                init_from=str(trained / "model.pt"),
-            )
+            fine_tuned(toy, trained, network_sample_rate=None)
 
 
 def build_cli(tmp_path: Path, *options: str) -> DeepCleanCLI:

@@ -9,8 +9,9 @@ and serves:
   the device the model is on from the whole span kept there as a tensor.
   When the network runs at a lower rate (``network_sample_rate``), the
   raw witnesses and the target are decimated to it once, over the whole
-  span, with the network's own :class:`~deepclean_engine.resampling.
-  Decimator`, so training steps skip the resampling filters;
+  span, with the filter the exported model applies to each window
+  (:class:`~deepclean_engine.resampling.Decimator`), so training steps
+  skip the resampling filters;
 - validation and test spans: raw strain and witnesses of the span, on
   the device, for the cleaning engine.
 

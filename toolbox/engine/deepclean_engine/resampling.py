@@ -97,15 +97,11 @@ def _interpolation_matrix(
     collects ``taps[m - i * factor + half]`` x input sample ``i``.
     """
     half = (len(taps) - 1) // 2
-    rows = BLOCK_SIZE + 2 * margin
-    matrix = np.zeros((rows, BLOCK_SIZE * factor))
-    for row in range(rows):
-        offset = (row - margin) * factor - half
-        for column in range(BLOCK_SIZE * factor):
-            index = column - offset
-            if 0 <= index < len(taps):
-                matrix[row, column] = taps[index]
-    return matrix
+    rows = np.arange(BLOCK_SIZE + 2 * margin)[:, np.newaxis]
+    columns = np.arange(BLOCK_SIZE * factor)[np.newaxis, :]
+    index = columns - (rows - margin) * factor + half
+    inside = (index >= 0) & (index < len(taps))
+    return np.where(inside, taps[np.clip(index, 0, len(taps) - 1)], 0.0)
 
 
 def _split_matrix(matrix: np.ndarray, chunk: int) -> np.ndarray:
@@ -159,7 +155,6 @@ class Decimator(torch.nn.Module):
         attenuation: stop-band attenuation, dB.
 
     Buffers:
-        taps: low-pass taps, ``(num_taps,)``, float32.
         matrix: block map, ``(BLOCK_SIZE * factor, 2 * BLOCK_SIZE)``,
             float32 (see :func:`_block_product`).
     """
@@ -172,7 +167,6 @@ class Decimator(torch.nn.Module):
         self.factor = factor
         self.block_size = BLOCK_SIZE
         self.half_length = (len(taps) - 1) // 2
-        self.register_buffer("taps", torch.tensor(taps, dtype=torch.float32))
         matrix = _split_matrix(
             _decimation_matrix(taps, factor), BLOCK_SIZE * factor
         )
@@ -218,7 +212,6 @@ class Interpolator(torch.nn.Module):
         attenuation: stop-band attenuation of the image rejection, dB.
 
     Buffers:
-        taps: ``factor`` x low-pass taps, ``(num_taps,)``, float32.
         matrix: block map, ``(BLOCK_SIZE, 2 * BLOCK_SIZE * factor)``,
             float32 (see :func:`_block_product`).
     """
@@ -231,7 +224,6 @@ class Interpolator(torch.nn.Module):
         self.factor = factor
         self.block_size = BLOCK_SIZE
         self.margin = -(-((len(taps) - 1) // 2) // factor)
-        self.register_buffer("taps", torch.tensor(taps, dtype=torch.float32))
         matrix = _split_matrix(
             _interpolation_matrix(taps, factor, self.margin), BLOCK_SIZE
         )

@@ -35,9 +35,7 @@ class TestAtomicOutput:
         assert target.read_bytes() == b"weights"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]
 
-    def test_failure_keeps_old_file_and_removes_partial(
-        self, tmp_path: Path
-    ):
+    def test_failure_keeps_old_file_and_removes_partial(self, tmp_path: Path):
         target = tmp_path / "model.json"
         write_json_atomic(target, {"version": 1})
         with pytest.raises(RuntimeError), atomic_output(target) as partial:
@@ -47,9 +45,12 @@ class TestAtomicOutput:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
 
     def test_nothing_written_is_an_error(self, tmp_path: Path):
-        with pytest.raises(FileNotFoundError, match="nothing was written"):
-            with atomic_output(tmp_path / "x.json"):
-                pass
+        absent = tmp_path / "x.json"
+        with (
+            pytest.raises(FileNotFoundError, match="nothing was written"),
+            atomic_output(absent),
+        ):
+            pass
         assert not (tmp_path / "x.json").exists()
 
 

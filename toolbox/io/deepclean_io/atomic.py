@@ -109,8 +109,8 @@ def remove_stale_partials(
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    candidates = folder.rglob(".*.partial") if recursive else folder.glob(
-        ".*.partial"
+    candidates = (
+        folder.rglob(".*.partial") if recursive else folder.glob(".*.partial")
     )
     removed = []
     for path in sorted(candidates):

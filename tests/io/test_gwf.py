@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
+from deepclean_io.atomic import partial_path, remove_stale_partials
 from deepclean_io.gwf import (
     FrameName,
     frame_name,
@@ -189,3 +190,26 @@ class TestGwf:
         with pytest.raises(OSError, match="disk full"):
             write_gwf(fname, {self.strain: np.zeros(16)}, self.gps, 16)
         assert list(tmp_path.iterdir()) == []
+
+    def test_killed_writer_leaves_a_temporary_the_next_run_removes(
+        self, tmp_path, monkeypatch
+    ):
+        """The temporary is the shared ``.{name}.{pid}.partial``, which
+        ``remove_stale_partials`` deletes once its writer is gone."""
+        fname = frame_name(tmp_path, "H1", "llhoft", self.gps, 1)
+        seen = []
+        real_write = lalframe.FrameUFrameHWrite
+
+        def killed_write(stream, frame):
+            real_write(stream, frame)
+            seen.extend(tmp_path.iterdir())
+            raise KeyboardInterrupt  # stands in for SIGKILL
+
+        monkeypatch.setattr(lalframe, "FrameUFrameHWrite", killed_write)
+        with pytest.raises(KeyboardInterrupt):
+            write_gwf(fname, {self.strain: np.zeros(16)}, self.gps, 16)
+        assert seen == [partial_path(fname)]
+        # a writer that died before its cleanup ran: another process id
+        stale = tmp_path / f".{fname.name}.999999999.partial"
+        stale.write_bytes(b"\0" * 64)
+        assert remove_stale_partials(tmp_path) == [stale]

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
+from deepclean_io.atomic import partial_path
 from deepclean_io.hdf5 import (
     TimeSeriesInfo,
     TimeSeriesWriter,
+    contiguous_files,
     file_info,
     hdf5_name,
     parse_hdf5_name,
@@ -275,3 +277,124 @@ class TestReadErrors:
             h5file["H1:X"] = np.zeros(4)
         with pytest.raises(ValueError, match="'x0'"):
             file_info(fname)
+
+
+class TestDamagedFiles:
+    """Files a killed copy, a full disk or a crash leave behind: errors
+    name the file, the problem and the fix instead of h5py tracebacks."""
+
+    @pytest.fixture
+    def whole(self, tmp_path, channel_data) -> Path:
+        return write_timeseries(
+            tmp_path / "whole-1250000000-4.hdf5",
+            channel_data,
+            T0,
+            SAMPLE_RATE,
+        )
+
+    def damaged(self, tmp_path: Path, whole: Path, kind: str) -> Path:
+        fname = tmp_path / f"{kind}-1250000000-4.hdf5"
+        content = whole.read_bytes()
+        if kind == "empty":
+            fname.write_bytes(b"")
+        elif kind == "zeros":
+            fname.write_bytes(bytes(len(content)))
+        elif kind == "truncated":
+            fname.write_bytes(content[: len(content) // 2])
+        elif kind == "scrambled_header":
+            fname.write_bytes(content[:200] + bytes(200) + content[400:])
+        return fname
+
+    @pytest.mark.parametrize(
+        "kind", ["empty", "zeros", "truncated", "scrambled_header"]
+    )
+    @pytest.mark.parametrize("reader", [file_info, read_timeseries])
+    def test_unreadable_file(self, tmp_path, whole, kind, reader):
+        fname = self.damaged(tmp_path, whole, kind)
+        with pytest.raises(ValueError) as caught:
+            reader(fname)
+        message = str(caught.value)
+        assert str(fname) in message
+        assert "not a readable HDF5 file (truncated or corrupt?" in message
+        assert "re-run Fetch" in message
+
+    def test_file_without_datasets(self, tmp_path):
+        fname = tmp_path / "groups-1250000000-4.hdf5"
+        with h5py.File(fname, "w") as h5file:
+            h5file.create_group("H1:X")
+        with pytest.raises(ValueError, match="holds no time series") as e:
+            read_timeseries(fname)
+        assert str(fname) in str(e.value) and "re-run Fetch" in str(e.value)
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(FileNotFoundError, match="nothing-1-4.hdf5"):
+            file_info(tmp_path / "nothing-1-4.hdf5")
+
+
+class TestContiguousFiles:
+    """Back-to-back files of one segment read as one series."""
+
+    def split(
+        self, folder: Path, channel_data, pieces: list[tuple[int, int]]
+    ) -> list[Path]:
+        """Write samples ``[a, b)`` of ``channel_data`` per file."""
+        return [
+            write_timeseries(
+                folder
+                / hdf5_name(
+                    "part", T0 + a / SAMPLE_RATE, (b - a) / SAMPLE_RATE
+                ),
+                {name: array[a:b] for name, array in channel_data.items()},
+                T0 + a / SAMPLE_RATE,
+                SAMPLE_RATE,
+            )
+            for a, b in pieces
+        ]
+
+    def test_read_across_boundaries(self, tmp_path, channel_data):
+        files = self.split(
+            tmp_path, channel_data, [(512, 1024), (0, 256), (256, 512)]
+        )
+        (segment,) = contiguous_files(files)
+        assert segment.files == (files[1], files[2], files[0])
+        assert (segment.t0, segment.end) == (T0, T0 + 4)
+        data, t0, sample_rate = segment.read(
+            [WITNESS, STRAIN], T0 + 0.5, T0 + 3.5
+        )
+        assert (t0, sample_rate) == (T0 + 0.5, SAMPLE_RATE)
+        for name in (WITNESS, STRAIN):
+            np.testing.assert_array_equal(
+                data[name], channel_data[name][128:896]
+            )
+        with pytest.raises(ValueError, match="outside"):
+            segment.read([STRAIN], T0 + 3, T0 + 5)
+
+    def test_gap_splits_segments(self, tmp_path, channel_data):
+        files = self.split(tmp_path, channel_data, [(0, 256), (512, 1024)])
+        segments = contiguous_files(files)
+        assert [(s.t0, s.end) for s in segments] == [
+            (T0, T0 + 1),
+            (T0 + 2, T0 + 4),
+        ]
+
+    def test_overlap_names_both_files(self, tmp_path, channel_data):
+        files = self.split(tmp_path, channel_data, [(0, 512), (384, 1024)])
+        with pytest.raises(ValueError, match="overlap") as caught:
+            contiguous_files(files)
+        message = str(caught.value)
+        assert str(files[0]) in message and str(files[1]) in message
+        assert f"[{T0 + 1.5!r}, {T0 + 4.0!r})" in message
+
+
+def test_killed_writer_temporary_is_the_shared_partial(tmp_path, channel_data):
+    """The writer's temporary is ``partial_path(fname)``, so a re-run's
+    ``remove_stale_partials`` finds what a killed writer left."""
+    fname = tmp_path / "stream-1250000000-4.hdf5"
+    writer = TimeSeriesWriter(
+        fname, [STRAIN, WITNESS], T0, SAMPLE_RATE, NUM_SAMPLES
+    )
+    with writer:
+        writer.write({name: a[:10] for name, a in channel_data.items()})
+        assert files_in(tmp_path) == [partial_path(fname).name]
+        writer.write({name: a[10:] for name, a in channel_data.items()})
+    assert files_in(tmp_path) == [fname.name]

@@ -21,7 +21,6 @@ written separately join exactly.
 """
 
 import dataclasses
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -38,6 +37,7 @@ from deepclean_data.simulation.detector import (
     truth_channels,
 )
 from deepclean_data.simulation.injections import describe
+from deepclean_io.atomic import write_json_atomic
 from deepclean_io.hdf5 import TimeSeriesWriter, hdf5_name
 
 TRUTH_FOLDER = "truth"
@@ -50,16 +50,6 @@ def truth_paths(data_path: Path) -> tuple[Path, Path]:
     """Truth HDF5 file and parameter JSON beside a simulated data file."""
     folder = data_path.parent / TRUTH_FOLDER
     return folder / data_path.name, folder / f"{data_path.stem}.json"
-
-
-def _write_json(fname: Path, content: dict[str, object]) -> None:
-    """Write JSON atomically (temporary name, then rename)."""
-    temporary = fname.with_name(f"{fname.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(json.dumps(content, indent=2) + "\n")
-        os.replace(temporary, fname)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def simulate(
@@ -174,7 +164,7 @@ def simulate(
                 {name: channels[name][keep] for name in truth.values()}
             )
         injections = detector.injections.overlapping(start, start + duration)
-        _write_json(
+        write_json_atomic(
             parameters_path,
             {
                 "data_file": data_path.name,

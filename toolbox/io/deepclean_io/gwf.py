@@ -10,13 +10,14 @@ convention ``{obs}-{ifo}_{tag}-{gps}-{duration}.gwf``, e.g.
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+from deepclean_io.atomic import atomic_output
 
 if TYPE_CHECKING:
     import lalframe
@@ -153,8 +154,11 @@ def write_gwf(
     keeps writing at ~0.3 ms per second of 4096 Hz float64 data.
 
     The frame is written under a hidden temporary name in the same folder
-    and renamed to ``fname`` only once complete, so a reader never sees a
-    partial file under the final name and a failed write leaves none.
+    (:func:`deepclean_io.atomic.partial_path`), synced and renamed to
+    ``fname`` only once complete, so a reader never sees a partial file
+    under the final name and a failed write leaves none; a killed
+    writer's temporary is removed by
+    :func:`deepclean_io.atomic.remove_stale_partials`.
 
     Args:
         fname: output path, normally from `frame_name`.
@@ -249,17 +253,13 @@ def write_gwf(
         lalframe.FrameUFrameHFrChanAdd(frame, channel)
 
     fname = Path(fname)
-    partial = fname.with_name(f".{fname.name}.{os.getpid()}.partial")
-    try:
+    with atomic_output(fname) as partial:
         stream = lalframe.FrameUFrFileOpen(str(partial), "w")
         try:
             lalframe.FrameUFrameHWrite(stream, frame)
         finally:
             # the file is flushed and closed when its handle is freed
             del stream
-        os.replace(partial, fname)
-    finally:
-        partial.unlink(missing_ok=True)
     return fname
 
 

@@ -9,16 +9,25 @@ s), ``dx`` (sample spacing, s), ``xunit`` (``"s"``), ``name`` and
 here are read by gwpy and files written by gwpy are read here.
 
 Files are named ``{prefix}-{start}-{duration}.hdf5`` (GPS seconds, written
-as integers when integral). Writes are atomic: data go to a temporary
-file in the destination folder that is renamed to the final name only
+as integers when integral). Writes are atomic
+(:func:`deepclean_io.atomic.atomic_output`): data go to a temporary file in
+the destination folder that is synced and renamed to the final name only
 once every channel is complete. Datasets are written uncompressed (gwpy
 compresses with gzip; both read the same), in the order given.
+
+A long segment is stored as back-to-back files (Fetch cuts it into files
+of at most ``max_duration`` s); :func:`contiguous_files` groups them and
+:meth:`ContiguousFiles.read` reads across their boundaries.
+
+Files that cannot be read (empty, truncated, not HDF5, no datasets) raise
+``ValueError`` naming the file, what is wrong and what to do.
 """
 
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +35,8 @@ from types import TracebackType
 import h5py
 import numpy as np
 from numpy.typing import DTypeLike
+
+from deepclean_io.atomic import atomic_output
 
 HDF5_SUFFIX = ".hdf5"
 _NAME_PATTERN = re.compile(
@@ -36,6 +47,9 @@ _NAME_PATTERN = re.compile(
 # Samples by which a time may miss the sample grid: float64 GPS times
 # near 1e9 s carry ~1e-3 samples of rounding at 4096 Hz.
 _GRID_TOLERANCE = 0.01
+_REFETCH = (
+    "delete it and re-run Fetch (deepclean-data fetch), which rewrites it"
+)
 
 
 def _format_seconds(value: float) -> str:
@@ -119,6 +133,32 @@ class TimeSeriesInfo:
         return self.t0 + self.duration
 
 
+@contextmanager
+def _reading(fname: Path) -> Iterator[h5py.File]:
+    """Open a file for reading; h5py's failures on a damaged file (at
+    open or while reading) become a ``ValueError`` naming the file.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not readable HDF5 (empty, truncated,
+            corrupt or another format).
+    """
+    if not fname.is_file():
+        raise FileNotFoundError(
+            f"data file {fname} does not exist; check the path or re-run "
+            "Fetch (deepclean-data fetch)"
+        )
+    try:
+        with h5py.File(fname, "r") as h5file:
+            yield h5file
+    except (OSError, RuntimeError, KeyError) as error:
+        # h5py raises KeyError for an object whose header is corrupt
+        raise ValueError(
+            f"{fname} is not a readable HDF5 file (truncated or corrupt?"
+            f" {os.path.getsize(fname)} bytes; h5py: {error}); {_REFETCH}"
+        ) from error
+
+
 def _channel_datasets(
     h5file: h5py.File, fname: Path
 ) -> dict[str, h5py.Dataset]:
@@ -130,8 +170,8 @@ def _channel_datasets(
     }
     if not datasets:
         raise ValueError(
-            f"{fname} holds no channel datasets at its root; expected "
-            "gwpy's HDF5 layout (one dataset per channel)"
+            f"{fname} holds no time series datasets at its root (gwpy's "
+            f"HDF5 layout has one dataset per channel); {_REFETCH}"
         )
     return datasets
 
@@ -197,11 +237,15 @@ def file_info(fname: str | os.PathLike) -> TimeSeriesInfo:
         fname: Path of a file in gwpy's HDF5 layout.
 
     Returns:
-        A ``TimeSeriesInfo``; raises ``ValueError`` when channels differ
-        in sample rate or span.
+        A ``TimeSeriesInfo``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: an unreadable file, one without datasets, or channels
+            that differ in sample rate or span.
     """
     path = Path(fname)
-    with h5py.File(path, "r") as h5file:
+    with _reading(path) as h5file:
         datasets = _channel_datasets(h5file, path)
         t0, sample_rate, num_samples = _common_timing(datasets, path)
         return TimeSeriesInfo(
@@ -242,6 +286,11 @@ def read_timeseries(
         ``(data, t0, sample_rate)``: 1-D arrays of shape ``(time,)`` keyed
         by channel, the GPS time of their first sample (s) and the sample
         rate (Hz).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: an unreadable file, missing channels or a span
+            outside the file.
     """
     if isinstance(channels, str):
         raise TypeError(
@@ -249,7 +298,7 @@ def read_timeseries(
             f"{channels!r}; pass [{channels!r}]"
         )
     path = Path(fname)
-    with h5py.File(path, "r") as h5file:
+    with _reading(path) as h5file:
         available = _channel_datasets(h5file, path)
         wanted = list(available) if channels is None else list(channels)
         missing = [name for name in wanted if name not in available]
@@ -285,17 +334,143 @@ def read_timeseries(
         return data, t0 + first / sample_rate, sample_rate
 
 
-def _temporary_path(fname: Path) -> Path:
-    """Temporary name in the destination folder for an atomic write."""
-    return fname.with_name(f"{fname.name}.{os.getpid()}.tmp")
+def _span_text(info: TimeSeriesInfo) -> str:
+    return f"[{info.t0!r}, {info.end!r})"
+
+
+@dataclass(frozen=True)
+class ContiguousFiles:
+    """Back-to-back files of one segment, read as one time series.
+
+    Attributes:
+        files: paths, in GPS order.
+        infos: what each file holds, in the same order.
+    """
+
+    files: tuple[Path, ...]
+    infos: tuple[TimeSeriesInfo, ...]
+
+    @property
+    def t0(self) -> float:
+        """GPS time of the first sample, s."""
+        return self.infos[0].t0
+
+    @property
+    def end(self) -> float:
+        """GPS time just after the last sample, s."""
+        return self.infos[-1].end
+
+    @property
+    def sample_rate(self) -> float:
+        """Samples per second, Hz."""
+        return self.infos[0].sample_rate
+
+    def read(
+        self,
+        channels: Sequence[str],
+        start: float,
+        end: float,
+        dtype: DTypeLike | None = None,
+    ) -> tuple[dict[str, np.ndarray], float, float]:
+        """Read channels over ``[start, end)``, across file boundaries.
+
+        Args:
+            channels: channels to read, in the order wanted.
+            start: GPS start, s; the span begins at the first sample at or
+                after it.
+            end: GPS end (exclusive), s.
+            dtype: cast every channel to this dtype; stored when None.
+
+        Returns:
+            ``(data, t0, sample_rate)`` as :func:`read_timeseries`.
+
+        Raises:
+            ValueError: a span outside the files, or a file that cannot
+                be read or lacks a channel.
+        """
+        tolerance = _GRID_TOLERANCE / self.sample_rate
+        if start < self.t0 - tolerance or end > self.end + tolerance:
+            listing = ", ".join(str(path) for path in self.files)
+            raise ValueError(
+                f"requested span [{start!r}, {end!r}) is outside "
+                f"[{self.t0!r}, {self.end!r}) covered by {listing}"
+            )
+        pieces: list[dict[str, np.ndarray]] = []
+        first_sample = None
+        for path, info in zip(self.files, self.infos, strict=True):
+            lo, hi = max(start, info.t0), min(end, info.end)
+            if (hi - lo) * info.sample_rate < 1 - _GRID_TOLERANCE:
+                continue
+            data, t0, _ = read_timeseries(path, channels, lo, hi, dtype)
+            first_sample = t0 if first_sample is None else first_sample
+            pieces.append(data)
+        if first_sample is None:
+            raise ValueError(
+                f"requested span [{start!r}, {end!r}) holds no sample"
+            )
+        data = {
+            name: np.concatenate([piece[name] for piece in pieces])
+            for name in pieces[0]
+        }
+        return data, first_sample, self.sample_rate
+
+
+def contiguous_files(
+    fnames: Sequence[str | os.PathLike],
+) -> list[ContiguousFiles]:
+    """Group files into runs without gaps, in GPS order.
+
+    Two files are joined when they share a sample rate and one ends where
+    the next starts, to within a hundredth of a sample.
+
+    Args:
+        fnames: paths of files in gwpy's HDF5 layout, in any order.
+
+    Returns:
+        One ``ContiguousFiles`` per run of back-to-back files.
+
+    Raises:
+        ValueError: two files overlap in time (naming both and their
+            spans), or a file cannot be read.
+    """
+    infos = sorted(
+        ((Path(fname), file_info(fname)) for fname in fnames),
+        key=lambda item: (item[1].t0, item[1].end),
+    )
+    groups: list[list[tuple[Path, TimeSeriesInfo]]] = []
+    for path, info in infos:
+        if groups:
+            last_path, last = groups[-1][-1]
+            tolerance = _GRID_TOLERANCE / info.sample_rate
+            if info.t0 < last.end - tolerance:
+                raise ValueError(
+                    f"data files {last_path} {_span_text(last)} and {path} "
+                    f"{_span_text(info)} overlap; pass each stretch of data "
+                    "once (drop one file, or re-run Fetch into an empty "
+                    "folder)"
+                )
+            if info.t0 <= last.end + tolerance and math.isclose(
+                info.sample_rate, last.sample_rate
+            ):
+                groups[-1].append((path, info))
+                continue
+        groups.append([(path, info)])
+    return [
+        ContiguousFiles(
+            files=tuple(path for path, _ in group),
+            infos=tuple(info for _, info in group),
+        )
+        for group in groups
+    ]
 
 
 class TimeSeriesWriter:
     """Stream equally sampled channels into a file, chunk by chunk.
 
     Each ``write`` appends the next samples of every channel, so files
-    longer than memory are written with memory bounded by one chunk. On a
-    clean exit the writer checks that every channel holds ``num_samples``
+    longer than memory are written with memory bounded by one chunk, to a
+    temporary file (:func:`deepclean_io.atomic.atomic_output`). On a clean
+    exit the writer checks that every channel holds ``num_samples``
     samples and renames the temporary file to ``fname`` atomically; on an
     exception the temporary file is removed and ``fname`` is untouched.
 
@@ -351,7 +526,7 @@ class TimeSeriesWriter:
         self.sample_rate = float(sample_rate)
         self.num_samples = int(num_samples)
         self.samples_written = 0
-        self._temporary = _temporary_path(self.fname)
+        self._output = ExitStack()
         self._h5file: h5py.File | None = None
 
     def __enter__(self) -> "TimeSeriesWriter":
@@ -360,7 +535,10 @@ class TimeSeriesWriter:
                 f"folder {self.fname.parent} does not exist; create it "
                 "before writing"
             )
-        self._h5file = h5py.File(self._temporary, "w", track_order=True)
+        with ExitStack() as output:
+            temporary = output.enter_context(atomic_output(self.fname))
+            self._h5file = h5py.File(temporary, "w", track_order=True)
+            self._output = output.pop_all()
         return self
 
     def _create_dataset(self, name: str, dtype: np.dtype) -> h5py.Dataset:
@@ -427,19 +605,22 @@ class TimeSeriesWriter:
         traceback: TracebackType | None,
     ) -> None:
         h5file, self._h5file = self._h5file, None
-        try:
+        if exc_type is not None:
+            # the temporary file is removed; the exception goes on
+            try:
+                h5file.close()
+            finally:
+                self._output.__exit__(exc_type, exc, traceback)
+            return
+        with self._output:
             h5file.close()
-            if exc_type is None:
-                if self.samples_written != self.num_samples:
-                    raise ValueError(
-                        f"{self.fname.name} is incomplete: "
-                        f"{self.samples_written} of {self.num_samples} "
-                        "samples were written per channel; the file was "
-                        "not created"
-                    )
-                os.replace(self._temporary, self.fname)
-        finally:
-            self._temporary.unlink(missing_ok=True)
+            if self.samples_written != self.num_samples:
+                raise ValueError(
+                    f"{self.fname.name} is incomplete: "
+                    f"{self.samples_written} of {self.num_samples} "
+                    "samples were written per channel; the file was "
+                    "not created"
+                )
 
 
 def write_timeseries(

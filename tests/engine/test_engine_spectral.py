@@ -52,6 +52,21 @@ class TestSpectralDensity:
         np.testing.assert_allclose(density.frequencies.numpy(), frequencies)
         np.testing.assert_allclose(psd.numpy(), expected, rtol=1e-10, atol=0)
 
+    @pytest.mark.parametrize("average", ["median", "mean"])
+    @pytest.mark.parametrize("bad", [np.nan, np.inf])
+    def test_non_finite_sample_gives_nan_like_scipy(
+        self, average: str, bad: float
+    ) -> None:
+        """One bad segment of 15: the median must not skip it."""
+        x = torch.randn(2, 8 * int(SAMPLE_RATE), dtype=torch.float64)
+        x[0, 1000] = bad
+        density = SpectralDensity(SAMPLE_RATE, 1.0, 0.5, average)
+        with np.errstate(invalid="ignore"):
+            _, expected = scipy_psd(x.numpy(), 1.0, 0.5, average)
+        psd = density(x)
+        assert bool(psd[0].isnan().all()) and bool(psd[1].isfinite().all())
+        np.testing.assert_allclose(psd.numpy(), expected, rtol=1e-10, atol=0)
+
     def test_float32_input_still_computes_in_float64(self) -> None:
         """Strain PSDs (~1e-46) underflow float32; the default is float64."""
         x = 1e-21 * torch.randn(4096)
@@ -115,6 +130,20 @@ class TestASDRatioLoss:
 
         loss.backward()
         assert prediction.grad is not None
+        assert bool(torch.isfinite(prediction.grad).all())
+
+    @pytest.mark.parametrize("alpha", [1.0, 0.7])
+    def test_perfect_prediction_has_finite_gradient(
+        self, alpha: float
+    ) -> None:
+        """sqrt at a zero residual PSD would give 0 * inf = NaN."""
+        target = torch.randn(2, int(SAMPLE_RATE))
+        prediction = target.clone().requires_grad_(True)
+        loss = ASDRatioLoss(SAMPLE_RATE, BANDS, 0.5, alpha=alpha)(
+            prediction, target
+        )
+        loss.backward()
+        assert float(loss.detach()) == pytest.approx(0.0, abs=1e-9)
         assert bool(torch.isfinite(prediction.grad).all())
 
     def test_perfect_prediction_scores_lower(self) -> None:

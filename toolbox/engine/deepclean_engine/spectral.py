@@ -94,7 +94,9 @@ class SpectralDensity(torch.nn.Module):
 
         Returns:
             PSD in units**2 / Hz, shape ``(..., freq)`` with ``freq =
-            nperseg // 2 + 1``, in the window's dtype.
+            nperseg // 2 + 1``, in the window's dtype. A NaN or inf
+            sample makes every bin of its series NaN, with either
+            average (as :func:`scipy.signal.welch`).
         """
         if x.shape[-1] < self.nperseg:
             raise ValueError(
@@ -123,6 +125,9 @@ class SpectralDensity(torch.nn.Module):
             ordered[..., (num_segments - 1) // 2, :]
             + ordered[..., num_segments // 2, :]
         )
+        # sort puts NaN segments last, so the median would skip them while
+        # the bias still counts them: propagate NaN, as scipy and the mean
+        median = torch.where(power.isnan().any(dim=-2), torch.nan, median)
         return median / median_bias(num_segments)
 
 
@@ -188,6 +193,9 @@ class ASDRatioLoss(torch.nn.Module):
 
     ``alpha * mean_{batch, in-band f} sqrt(PSD(y - y_pred) / PSD(y)) +
     (1 - alpha) * mean((y - y_pred)**2)``, with the Welch PSDs in float64.
+    PSD ratios below :attr:`RATIO_FLOOR` count as the floor, so a perfect
+    prediction has a finite (zero) gradient instead of ``0 * inf = NaN``
+    from the square root; above it the loss is the exact expression.
 
     Args:
         sample_rate: sample rate in Hz.
@@ -200,6 +208,9 @@ class ASDRatioLoss(torch.nn.Module):
     Buffers:
         mask: boolean in-band mask over the PSD bins, ``(freq,)``.
     """
+
+    RATIO_FLOOR = 1e-20
+    """Smallest PSD ratio (an ASD ratio of 1e-10), dimensionless."""
 
     def __init__(
         self,
@@ -240,7 +251,7 @@ class ASDRatioLoss(torch.nn.Module):
             self.density(residual)[..., self.mask]
             / self.density(target)[..., self.mask]
         )
-        loss = self.alpha * ratio.sqrt().mean()
+        loss = self.alpha * ratio.clamp_min(self.RATIO_FLOOR).sqrt().mean()
         if self.alpha < 1:
             loss = loss + (1 - self.alpha) * residual.pow(2).mean()
         return loss

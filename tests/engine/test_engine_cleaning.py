@@ -297,6 +297,27 @@ class TestRobustness:
             )
             torch.testing.assert_close(frame.cleaned, expected)
 
+    def test_nan_strain_is_flagged_with_zero_noise(self) -> None:
+        strain, witnesses, _ = simulate(24.0)
+        engine = CleaningEngine(ConvModel(2).eval(), make_config())
+        clean = engine.clean(strain, witnesses, GPS_START)
+        broken = strain.clone()
+        broken[int(12.2 * SAMPLE_RATE)] = float("inf")
+        segment = engine.clean(broken, witnesses, GPS_START)
+        assert segment.flagged.nonzero().flatten().tolist() == [
+            round(GPS_START + 12 - segment.t0)
+        ]
+        for frame, reference in zip(
+            segment.frames(), clean.frames(), strict=True
+        ):
+            if bool(frame.flagged):
+                assert bool((frame.noise == 0).all())
+                torch.testing.assert_close(frame.cleaned, frame.raw)
+            else:
+                torch.testing.assert_close(frame.cleaned, reference.cleaned)
+        streamed = engine.stream().push(broken, witnesses, GPS_START)
+        torch.testing.assert_close(streamed.flagged, segment.flagged)
+
     def test_model_in_train_mode_runs_in_eval_and_is_restored(self) -> None:
         strain, witnesses, _ = simulate(12.0)
         model = ConvModel(2)

@@ -16,8 +16,9 @@ the data around it, never on where processing started:
   of padding on both sides is band-passed (zero phase), cropped to the
   frame and subtracted from the raw strain.
 
-A frame whose band-passed noise is not finite (NaN witnesses, say) passes
-the raw strain through, has zero noise and is flagged.
+A frame whose band-passed noise is not finite (NaN witnesses, say) or
+whose raw strain is not finite passes the raw strain through, has zero
+noise and is flagged; the caller tells the two apart from ``raw``.
 """
 
 import contextlib
@@ -70,8 +71,9 @@ class CleanedSegment:
             strain.
         noise: band-passed predicted noise in strain units, ``(time,)``.
         raw: the raw strain of the same samples, ``(time,)``.
-        flagged: ``(frames,)`` bool; True where the prediction was not
-            finite and the raw strain was passed through.
+        flagged: ``(frames,)`` bool; True where the prediction or the
+            raw strain was not finite and the raw strain was passed
+            through (with zero noise).
     """
 
     t0: float
@@ -331,10 +333,13 @@ class CleaningEngine:
                 for index in range(0, num_frames, self.batch_size)
             ]
         )
-        flagged = ~torch.isfinite(filtered).all(dim=-1)
-        filtered = filtered.masked_fill(flagged[:, None], 0)
         offset = first_frame * frame - strain_start
         raw = strain[offset : offset + num_frames * frame]
+        flagged = ~(
+            torch.isfinite(filtered).all(dim=-1)
+            & torch.isfinite(raw.reshape(num_frames, frame)).all(dim=-1)
+        )
+        filtered = filtered.masked_fill(flagged[:, None], 0)
         noise_frames = filtered.reshape(-1)
         return CleanedSegment(
             t0=first_frame * frame / config.sample_rate,

@@ -7,13 +7,21 @@ cleaner.
 :class:`~deepclean_engine.CleaningConfig` as ``cleaning``, training span,
 versions) is stored inside the file as the extra file ``metadata.json``.
 Loading it needs torch only.
+
+Both files are written atomically (:mod:`deepclean_io.atomic`),
+``model.json`` first and ``model.pt`` last: an existing ``model.pt`` is
+always complete, and the export that wrote it finished.
 """
 
+import copy
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from deepclean_io.atomic import atomic_output, write_text_atomic
 
 MODEL_NAME = "model.pt"
 METADATA_NAME = "metadata.json"
@@ -35,15 +43,39 @@ def save_exported_model(
     Returns:
         ``path``.
     """
-    import copy
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, indent=2)
     scripted = torch.jit.script(copy.deepcopy(module).cpu().eval())
-    torch.jit.save(scripted, str(path), _extra_files={METADATA_NAME: text})
-    path.with_suffix(".json").write_text(text + "\n")
+    write_text_atomic(path.with_suffix(".json"), text + "\n")
+    with atomic_output(path) as partial:
+        torch.jit.save(
+            scripted, str(partial), _extra_files={METADATA_NAME: text}
+        )
     return path
+
+
+def _not_a_model(path: Path) -> str | None:
+    """Why ``path`` cannot be an exported model, if its layout says so.
+
+    TorchScript files are zip archives holding ``constants.pkl``;
+    :func:`torch.save` files (Lightning checkpoints) hold ``data.pkl``
+    only; a truncated archive has lost its closing directory.
+    """
+    if not zipfile.is_zipfile(path):
+        return (
+            f"{path} is truncated or not a TorchScript model (not a "
+            "complete zip archive); re-export it or re-train"
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = [Path(name).name for name in archive.namelist()]
+    if "data.pkl" in names and "constants.pkl" not in names:
+        return (
+            f"{path} is a training checkpoint (a torch.save file), not an "
+            "exported model; pass the model.pt that deepclean-train fit "
+            "writes in the same output folder"
+        )
+    return None
 
 
 def load_exported_model(
@@ -61,7 +93,9 @@ def load_exported_model(
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file holds no DeepClean metadata.
+        ValueError: the file is not an exported model (a data or text
+            file, a truncated ``model.pt``, a training checkpoint) or
+            holds no DeepClean metadata.
     """
     path = Path(path)
     if not path.is_file():
@@ -70,9 +104,15 @@ def load_exported_model(
             "written by deepclean-train fit"
         )
     extra_files = {METADATA_NAME: ""}
-    module = torch.jit.load(
-        str(path), map_location=device, _extra_files=extra_files
-    )
+    try:
+        module = torch.jit.load(
+            str(path), map_location=device, _extra_files=extra_files
+        )
+    except RuntimeError as error:
+        reason = _not_a_model(path)
+        if reason is None:
+            raise
+        raise ValueError(reason) from error
     if not extra_files[METADATA_NAME]:
         raise ValueError(
             f"{path} holds no {METADATA_NAME}; it was not exported by "

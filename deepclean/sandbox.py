@@ -8,6 +8,8 @@ image. :class:`ApptainerSandbox` builds that command line itself so that
   variables of the launching process: values, secrets included, never
   appear on a command line or in a log;
 - GPUs are exposed with ``--nv`` and ``CUDA_VISIBLE_DEVICES``;
+- SIGTERM, SIGINT and SIGHUP sent to the pipeline reach the container's
+  process group, and the pipeline waits for it to stop;
 - the directories a task reads and writes are bound at the same path, the
   law and luigi configuration files at a fixed forward directory, and with
   ``--dev`` the local checkout over the image's copy of the repository.
@@ -25,6 +27,8 @@ import law
 import luigi.configuration
 from law.contrib.singularity import SingularitySandbox
 from law.contrib.singularity.config import config_defaults
+
+from deepclean.process import run_process
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTAINER_REPO = "/opt/deepclean"
@@ -127,6 +131,12 @@ class ApptainerSandbox(SingularitySandbox):
         return [
             f"{src}:{dst}" if dst != src else src for src, dst in binds.items()
         ]
+
+    def run(self, cmd: str, stdout=None, stderr=None) -> tuple:
+        """Run the container command with signals forwarded to it
+        (:func:`deepclean.process.run_process`); law checks the status."""
+        returncode, _ = run_process(["bash", "-c", cmd], env=self.env)
+        return returncode, None, None
 
     def cmd(self, proxy_cmd) -> str:
         if self.force_local_scheduler():

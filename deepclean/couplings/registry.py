@@ -30,10 +30,10 @@ class Coupling:
     witnesses: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not 0 <= self.freq_low < self.freq_high:
+        if not 0 < self.freq_low < self.freq_high:
             raise CouplingError(
                 f"band {self.freq_low}-{self.freq_high} Hz is invalid: "
-                "freq_low must be >= 0 and below freq_high"
+                "freq_low must be above 0 Hz and below freq_high"
             )
         if not self.witnesses:
             raise CouplingError(
@@ -126,12 +126,23 @@ class Registry:
             {i for p in self._problems.values() for i in p.couplings}
         )
 
-    def resolve(self, ifo: str, problems: Sequence[str]) -> Resolved:
+    def resolve(
+        self,
+        ifo: str,
+        problems: Sequence[str],
+        sample_rate: float | None = None,
+    ) -> Resolved:
         """Combine ``problems`` for ``ifo`` into bands and channels.
+
+        Args:
+            ifo: interferometer, e.g. ``H1``.
+            problems: names of registered problems.
+            sample_rate: data sample rate, Hz; every band must lie below
+                its Nyquist frequency.
 
         Raises:
             CouplingError: for unknown problems or IFOs, an empty problem
-                list, or bands that overlap.
+                list, bands that overlap or reach the Nyquist frequency.
         """
         names = [p.strip() for p in problems if p.strip()]
         if not names:
@@ -154,6 +165,17 @@ class Registry:
                     f"and {name_b!r} ({b.freq_low}-{b.freq_high} Hz) overlap "
                     f"for {ifo}; merge them into one problem"
                 )
+        if sample_rate is not None:
+            nyquist = sample_rate / 2
+            for name, coupling in ordered:
+                if coupling.freq_high >= nyquist:
+                    raise CouplingError(
+                        f"band of {name!r} for {ifo} "
+                        f"({coupling.freq_low}-{coupling.freq_high} Hz) "
+                        f"reaches the Nyquist frequency {nyquist:g} Hz of "
+                        f"{sample_rate:g} Hz data; raise sample_rate above "
+                        f"{2 * coupling.freq_high:g} Hz or drop the problem"
+                    )
         witnesses = sorted(
             {f"{ifo}:{w}" for c in couplings.values() for w in c.witnesses}
         )
@@ -190,8 +212,10 @@ def resolve(
     ifo: str,
     problems: Sequence[str] | str,
     couplings_file: str | os.PathLike | None = None,
+    sample_rate: float | None = None,
 ) -> Resolved:
-    """Resolve problems (a sequence or a comma list) for one IFO."""
+    """Resolve problems (a sequence or a comma list) for one IFO, with
+    bands checked against the Nyquist frequency of ``sample_rate``."""
     if isinstance(problems, str):
         problems = problems.split(",")
-    return default_registry(couplings_file).resolve(ifo, problems)
+    return default_registry(couplings_file).resolve(ifo, problems, sample_rate)

@@ -9,6 +9,7 @@ same ``run`` executes it.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import ClassVar
 
@@ -16,14 +17,17 @@ import law
 import law.sandbox.base
 import luigi
 
-from deepclean.config import PathParameter, shared
+from deepclean.config import PathParameter, check_section_keys, shared
 from deepclean.process import project_executable, run_command
+from deepclean.runs import check_settings, record_settings
 from deepclean.sandbox import (
     REPO_ROOT,
     ApptainerSandbox,
     ContainerError,
     forwarded_variables,
 )
+
+logger = logging.getLogger("luigi-interface")
 
 # variables every task forwards into its container
 BASE_FORWARDED = ("DEEPCLEAN_*",)
@@ -87,7 +91,6 @@ class DeepCleanTask(law.SandboxTask):
         "edits apply without rebuilding the image",
     )
     container_root = shared(
-        "container_root",
         PathParameter,
         default=os.environ.get("DEEPCLEAN_CONTAINER_ROOT", ""),
         significant=False,
@@ -168,20 +171,112 @@ class DeepCleanTask(law.SandboxTask):
         for output in law.util.flatten(self.output()):
             output.parent.touch()
 
+    def __init__(self, *args, **kwargs) -> None:
+        check_section_keys(all_subclasses(DeepCleanTask))
+        super().__init__(*args, **kwargs)
+
+    def run_folder(self) -> str | None:
+        """Folder of this task's run (:mod:`deepclean.runs`), where its
+        settings are recorded; None for tasks without one."""
+        return None
+
+    def run_name(self) -> str:
+        """Name of :meth:`run_folder`."""
+        return os.path.basename(self.run_folder() or "")
+
+    def run_settings(self) -> dict:
+        """Every setting that changes this task's results."""
+        return {}
+
+    def complete(self) -> bool:
+        """Outputs exist (and are whole), made with this task's settings.
+
+        Raises:
+            RunSettingsError: the run folder holds results of other
+                settings (an explicit run name reused).
+        """
+        folder = self.run_folder()
+        if folder is not None:
+            check_settings(folder, self.run_name(), self.run_settings())
+        done = super().complete()
+        if done and not self.is_workflow_task():
+            key = self.task_id
+            if key not in _reported_reuse:
+                _reported_reuse.add(key)
+                logger.info(
+                    "%s: reusing finished outputs in %s",
+                    self.task_family,
+                    folder or self.output_paths()[0],
+                )
+        return done
+
+    def is_workflow_task(self) -> bool:
+        """Whether this is a workflow (not a branch or a plain task)."""
+        return bool(getattr(self, "is_workflow", lambda: False)())
+
+    def output_paths(self) -> list[str]:
+        """Paths of every output target."""
+        return [target.path for target in law.util.flatten(self.output())]
+
+    def record_run(self) -> None:
+        """Record the run's settings in its folder before working in it."""
+        folder = self.run_folder()
+        if folder is not None:
+            record_settings(folder, self.run_name(), self.run_settings())
+
+    def check_outputs(self) -> None:
+        """After the command: every output exists and is whole.
+
+        Raises:
+            OutputsMissing: the command (or container) returned success
+                without writing them.
+        """
+        missing = [
+            path for path in self.output_paths() if not os.path.exists(path)
+        ]
+        if missing:
+            raise OutputsMissing(
+                f"{self.task_family}: the {self.project} command returned "
+                "success but did not write "
+                + ", ".join(missing)
+                + "; see its output above"
+            )
+
     def sandbox_pre_run(self) -> None:
         # folders must exist on the host before they can be bound
+        self.record_run()
         self.make_output_dirs()
 
+    def sandbox_post_run(self) -> None:
+        self.check_outputs()
+
     def run(self) -> None:
+        self.record_run()
         self.make_output_dirs()
         env = None
         if self.gpus:
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": self.gpus}
         run_command(self.command(), log_file=self.log_file(), env=env)
+        self.check_outputs()
 
     @staticmethod
     def executable(name: str) -> str:
         return project_executable(name)
+
+
+class OutputsMissing(RuntimeError):
+    """A command reported success but its outputs are missing."""
+
+
+_reported_reuse: set[str] = set()
+
+
+def all_subclasses(cls: type) -> list[type]:
+    """``cls`` and every class derived from it."""
+    found = [cls]
+    for subclass in cls.__subclasses__():
+        found.extend(all_subclasses(subclass))
+    return found
 
 
 def extra_binds() -> list[str]:

@@ -9,6 +9,7 @@ import law
 import luigi
 
 from deepclean.config import PathParameter, shared
+from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
 from deepclean.tasks.data import DataParameters, Fetch
@@ -25,20 +26,88 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
         description="exported model.pt; empty: the model Train writes",
     )
     clean_dir = shared(
-        "clean_dir", PathParameter, description="folder of cleaned frames"
+        PathParameter,
+        description="folder of the cleaning runs (one folder per model and "
+        "cleaning settings)",
     )
-    clean_start = shared(
-        "clean_start", luigi.FloatParameter, description="GPS start"
+    clean_run = luigi.Parameter(
+        default="",
+        description="name of the cleaning run (its folder under clean_dir "
+        "and report_dir); empty: the training run's name plus a "
+        "fingerprint of the model and the cleaning settings",
     )
-    clean_end = shared(
-        "clean_end", luigi.FloatParameter, description="GPS end"
-    )
+    clean_start = shared(luigi.FloatParameter, description="GPS start")
+    clean_end = shared(luigi.FloatParameter, description="GPS end")
     channel_suffix = shared(
-        "cleaned_suffix", default="_DC", description="cleaned channel suffix"
+        default="_DC", description="cleaned channel suffix"
+    )
+
+    clean_file_length = shared(
+        luigi.FloatParameter,
+        default=4096.0,
+        description="seconds per output GWF file (1 for replays)",
+    )
+    clean_window_length = shared(
+        luigi.OptionalFloatParameter,
+        default=None,
+        description="seconds per prediction window (default: the model's); "
+        "longer windows predict each second fewer times",
+    )
+    clean_window_stride = shared(
+        luigi.OptionalFloatParameter,
+        default=None,
+        description="seconds between prediction windows (default: the "
+        "model's); the discarded edges must cover half the model's "
+        "receptive field",
+    )
+    write_noise = luigi.BoolParameter(
+        default=False, description="also write the predicted noise"
+    )
+    write_raw = luigi.BoolParameter(
+        default=False, description="also write the raw strain"
     )
 
     def model_path(self) -> str:
         return self.model or Train.req(self).output().path
+
+    def run_settings(self) -> dict:
+        """The model, the data and every cleaning setting."""
+        if self.model:
+            model = content_identity(self.model)
+        else:
+            train = Train.req(self)
+            model = {
+                "train_run": train.run_name(),
+                "settings": fingerprint(train.run_settings()),
+            }
+        return {
+            "model": model,
+            "data": os.path.basename(self.data_folder()),
+            "channel_suffix": self.channel_suffix,
+            "clean_file_length": self.clean_file_length,
+            "clean_window_length": self.clean_window_length,
+            "clean_window_stride": self.clean_window_stride,
+            "write_noise": self.write_noise,
+            "write_raw": self.write_raw,
+        }
+
+    def clean_run_name(self) -> str:
+        """:attr:`clean_run`, or the model's run name plus a fingerprint."""
+        if self.clean_run:
+            return self.clean_run
+        label = (
+            os.path.basename(os.path.dirname(os.path.abspath(self.model)))
+            if self.model
+            else Train.req(self).run_name()
+        )
+        return f"{label}-{fingerprint(self.run_settings())}"
+
+    def clean_folder(self) -> str:
+        """``{clean_dir}/{clean_run}``: cleaned frames and summaries."""
+        return os.path.join(self.clean_dir, self.clean_run_name())
+
+    def run_folder(self) -> str:
+        return self.clean_folder()
 
     def fetched_files(self) -> list[tuple[str, float, float]]:
         """``(path, start, end)`` of every fetched file, in GPS order."""
@@ -57,36 +126,8 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     """One branch per fetched file overlapping [clean_start, clean_end):
     ``{obs}-{ifo}_DEEPCLEAN-{gps}-{dur}.gwf`` files and a JSON summary."""
 
-    file_length = shared(
-        "clean_file_length",
-        luigi.FloatParameter,
-        default=4096.0,
-        description="seconds per output GWF file (1 for replays)",
-    )
-    window_length = shared(
-        "clean_window_length",
-        luigi.OptionalFloatParameter,
-        default=None,
-        description="seconds per prediction window (default: the model's); "
-        "longer windows predict each second fewer times",
-    )
-    window_stride = shared(
-        "clean_window_stride",
-        luigi.OptionalFloatParameter,
-        default=None,
-        description="seconds between prediction windows (default: the "
-        "model's); the discarded edges must cover half the model's "
-        "receptive field",
-    )
-    write_noise = luigi.BoolParameter(
-        default=False, description="also write the predicted noise"
-    )
-    write_raw = luigi.BoolParameter(
-        default=False, description="also write the raw strain"
-    )
-
     def condor_base_directory(self) -> str:
-        return self.clean_dir
+        return self.run_folder()
 
     def workflow_requires(self):
         requirements = super().workflow_requires()
@@ -116,13 +157,15 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def output(self):
         _, start, end = self.branch_data
         return law.LocalFileTarget(
-            os.path.join(self.clean_dir, f"clean-{start:.0f}-{end:.0f}.json")
+            os.path.join(
+                self.run_folder(), f"clean-{start:.0f}-{end:.0f}.json"
+            )
         )
 
     def bind_paths(self) -> list[str]:
         path, _, _ = self.branch_data
         return [
-            self.clean_dir,
+            self.run_folder(),
             os.path.dirname(path),
             os.path.dirname(self.model_path()),
             *super().bind_paths(),
@@ -134,8 +177,8 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
         windows = [
             f"--{option}={value}"
             for option, value in (
-                ("kernel_length", self.window_length),
-                ("stride", self.window_stride),
+                ("kernel_length", self.clean_window_length),
+                ("stride", self.clean_window_stride),
             )
             if value is not None
         ]
@@ -144,10 +187,10 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
             "clean",
             f"--model={self.model_path()}",
             f"--data_files=[{path}]",
-            f"--output_dir={self.clean_dir}",
+            f"--output_dir={self.run_folder()}",
             f"--start={start}",
             f"--end={end}",
-            f"--file_length={self.file_length}",
+            f"--file_length={self.clean_file_length}",
             f"--channel_suffix={self.channel_suffix}",
             f"--write_noise={str(self.write_noise).lower()}",
             f"--write_raw={str(self.write_raw).lower()}",
@@ -163,8 +206,13 @@ class Evaluate(CleanParameters):
     ideal."""
 
     report_dir = shared(
-        "report_dir", PathParameter, description="folder of the report"
+        PathParameter,
+        description="folder of the reports (one folder per cleaning run)",
     )
+
+    def run_folder(self) -> str:
+        """``{report_dir}/{clean_run}``."""
+        return os.path.join(self.report_dir, self.clean_run_name())
 
     def requires(self):
         requirements = {"clean": Clean.req(self)}
@@ -174,7 +222,7 @@ class Evaluate(CleanParameters):
 
     def output(self):
         return law.LocalFileTarget(
-            os.path.join(self.report_dir, "evaluation.json")
+            os.path.join(self.run_folder(), "evaluation.json")
         )
 
     def stretch(self) -> tuple[str, float, float]:
@@ -189,14 +237,14 @@ class Evaluate(CleanParameters):
             raise ValueError(
                 f"nothing was cleaned in [{self.clean_start}, "
                 f"{self.clean_end}); see the clean summaries in "
-                f"{self.clean_dir}"
+                f"{self.clean_folder()}"
             )
         return max(candidates, key=lambda c: c[2] - c[1])
 
     def bind_paths(self) -> list[str]:
         return [
-            self.report_dir,
-            self.clean_dir,
+            self.run_folder(),
+            self.clean_folder(),
             os.path.dirname(self.stretch()[0]),
             os.path.dirname(self.model_path()),
             *super().bind_paths(),
@@ -209,8 +257,8 @@ class Evaluate(CleanParameters):
             "evaluate",
             f"--model={self.model_path()}",
             f"--data_file={path}",
-            f"--cleaned_dir={self.clean_dir}",
-            f"--output_dir={self.report_dir}",
+            f"--cleaned_dir={self.clean_folder()}",
+            f"--output_dir={self.run_folder()}",
             f"--start={start}",
             f"--end={end}",
             f"--channel_suffix={self.channel_suffix}",

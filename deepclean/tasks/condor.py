@@ -26,14 +26,12 @@ class CondorWorkflow(law.htcondor.HTCondorWorkflow):
         "{task output folder}/condor",
     )
     accounting_group = shared(
-        "accounting_group",
         default=os.environ.get("LIGO_GROUP", ""),
         significant=False,
         description="LDG accounting group, e.g. "
         "ligo.dev.o4.detchar.subtraction.deepclean",
     )
     accounting_group_user = shared(
-        "accounting_group_user",
         default=os.environ.get("LIGO_USER", os.environ.get("USER", "")),
         significant=False,
         description="albert.einstein style user charged for the jobs",

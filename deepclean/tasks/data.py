@@ -9,6 +9,7 @@ import luigi
 
 from deepclean.config import PathParameter, problems_list, shared
 from deepclean.couplings import Resolved, resolve
+from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DATA_FORWARDED, DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
 
@@ -20,73 +21,58 @@ class DataParameters(law.Task):
     :class:`Fetch` carries these so that it can require it."""
 
     ifo = shared(
-        "ifo",
         default=os.environ.get("DEEPCLEAN_IFO", "H1"),
         description="interferometer, e.g. H1 or L1",
     )
-    problems = shared(
-        "problems", description="comma list of subtraction problems"
-    )
+    problems = shared(description="comma list of subtraction problems")
     couplings_file = shared(
-        "couplings_file",
         PathParameter,
         default="",
         description="coupling file with extra subtraction problems",
     )
-    strain_channel = shared(
-        "strain_channel", description="strain channel without IFO prefix"
-    )
+    strain_channel = shared(description="strain channel without IFO prefix")
     data_dir = shared(
-        "data_dir",
         PathParameter,
-        description="folder of segment lists and data files",
+        description="folder of the data folders (one per data settings)",
     )
-    start = shared("start", luigi.IntParameter, description="GPS start")
-    end = shared("end", luigi.IntParameter, description="GPS end")
+    start = shared(luigi.IntParameter, description="GPS start")
+    end = shared(luigi.IntParameter, description="GPS end")
     min_duration = shared(
-        "min_duration",
         luigi.FloatParameter,
         description="shortest segment used, seconds",
     )
     source = shared(
-        "source",
         luigi.ChoiceParameter,
         choices=SOURCES,
         var_type=str,
         description="simulated (no credentials) or gwpy (LIGO servers)",
     )
 
-    sample_rate = shared("sample_rate", luigi.FloatParameter, description="Hz")
+    sample_rate = shared(luigi.FloatParameter, description="Hz")
     max_duration = shared(
-        "max_duration",
         luigi.FloatParameter,
         description="longest file written, seconds",
     )
-    prefix = shared("prefix", description="file name prefix")
-    seed = shared(
-        "simulation_seed",
+    prefix = shared(description="file name prefix")
+    simulation_seed = shared(
         luigi.IntParameter,
         description="seed of the simulated detector",
     )
     simulation_config = shared(
-        "simulation_config",
         PathParameter,
         default="",
         description="YAML file of SimulationConfig fields (line and "
         "coupling strengths, drift, injections)",
     )
     gwpy_source = shared(
-        "gwpy_source",
         default="",
         description="gwpy data source for source=gwpy: gwdatafind, nds2, "
         "or empty to let gwpy try each",
     )
     segment_flag = shared(
-        "segment_flag",
         description="data-quality flag without IFO prefix",
     )
     segment_server = shared(
-        "segment_server",
         luigi.ChoiceParameter,
         choices=("dqsegdb", "gwosc"),
         var_type=str,
@@ -95,11 +81,55 @@ class DataParameters(law.Task):
         "account) or GWOSC (open-data flags such as H1_DATA)",
     )
 
+    data_run = luigi.Parameter(
+        default="",
+        description="name of the data folder under data_dir; empty: "
+        "derived from the data settings (source, channels, rate, seed, ...)",
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # unknown problems or IFOs, bad bands: fail before any task runs
+        self.resolved()
+
     def resolved(self) -> Resolved:
         """Bands and witnesses of the chosen subtraction problems."""
         return resolve(
-            self.ifo, problems_list(self.problems), self.couplings_file or None
+            self.ifo,
+            problems_list(self.problems),
+            self.couplings_file or None,
+            sample_rate=self.sample_rate,
         )
+
+    def data_settings(self) -> dict:
+        """Every setting that changes the data files' content."""
+        settings = {
+            "source": self.source,
+            "channels": self.channels,
+            "sample_rate": self.sample_rate,
+            "segment_flag": self.segment_flag,
+            "segment_server": self.segment_server,
+            "min_duration": self.min_duration,
+            "max_duration": self.max_duration,
+            "prefix": self.prefix,
+        }
+        if self.source == "simulated":
+            settings["simulation_seed"] = self.simulation_seed
+            settings["simulation_config"] = (
+                content_identity(self.simulation_config)
+                if self.simulation_config
+                else None
+            )
+        else:
+            settings["gwpy_source"] = self.gwpy_source
+        return settings
+
+    def data_folder(self) -> str:
+        """``{data_dir}/{data_run}``: segment lists and data files."""
+        name = self.data_run or (
+            f"{self.source}-{self.ifo}-{fingerprint(self.data_settings())}"
+        )
+        return os.path.join(self.data_dir, name)
 
     @property
     def channels(self) -> list[str]:
@@ -111,13 +141,19 @@ class DataParameters(law.Task):
 
 
 class DataTask(DataParameters, DeepCleanTask):
-    """A task of the data project."""
+    """A task of the data project, writing into :meth:`data_folder`."""
 
     project = "data"
     forwarded = (*DeepCleanTask.forwarded, *DATA_FORWARDED)
 
+    def run_folder(self) -> str:
+        return self.data_folder()
+
+    def run_settings(self) -> dict:
+        return self.data_settings()
+
     def bind_paths(self) -> list[str]:
-        return [self.data_dir, *super().bind_paths()]
+        return [self.data_folder(), *super().bind_paths()]
 
 
 class Query(DataTask):
@@ -126,7 +162,7 @@ class Query(DataTask):
     def output(self):
         return law.LocalFileTarget(
             os.path.join(
-                self.data_dir, f"segments-{self.start}-{self.end}.txt"
+                self.data_folder(), f"segments-{self.start}-{self.end}.txt"
             )
         )
 
@@ -156,7 +192,7 @@ class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
     )
 
     def condor_base_directory(self) -> str:
-        return self.data_dir
+        return self.data_folder()
 
     def workflow_requires(self):
         requirements = super().workflow_requires()
@@ -193,7 +229,7 @@ class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
         start, duration = self.branch_data
         return law.LocalFileTarget(
             os.path.join(
-                self.data_dir, f"{self.prefix}-{start}-{duration}.hdf5"
+                self.data_folder(), f"{self.prefix}-{start}-{duration}.hdf5"
             )
         )
 
@@ -209,7 +245,7 @@ class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
         common = [
             f"--start={start}",
             f"--sample_rate={self.sample_rate}",
-            f"--output_dir={self.data_dir}",
+            f"--output_dir={self.data_folder()}",
             f"--prefix={self.prefix}",
         ]
         if self.source == "simulated":
@@ -219,7 +255,7 @@ class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
                 f"--duration={duration}",
                 f"--strain_channel={channels[0]}",
                 f"--witnesses=[{','.join(channels[1:])}]",
-                f"--seed={self.seed}",
+                f"--seed={self.simulation_seed}",
             ]
             if self.simulation_config:
                 args.append(f"--config={self.simulation_config}")

@@ -8,6 +8,7 @@ import law
 import luigi
 
 from deepclean.config import PathParameter, shared
+from deepclean.runs import content_identity, data_file_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.data import DataParameters, Fetch
 
@@ -17,10 +18,16 @@ class TrainParameters(law.Task):
     these."""
 
     train_dir = shared(
-        "train_dir", PathParameter, description="folder of model.pt etc."
+        PathParameter,
+        description="folder of the training runs (one folder per run)",
+    )
+    train_run = luigi.Parameter(
+        default="",
+        description="name of the training run (its folder under "
+        "train_dir); empty: the YAML names plus a fingerprint of every "
+        "setting that changes the model",
     )
     train_config = shared(
-        "train_config",
         description="comma list of YAMLs of model and optimiser settings, "
         "later ones overriding earlier ones (e.g. reference.yaml,gpu.yaml)",
     )
@@ -33,15 +40,14 @@ class TrainParameters(law.Task):
         description="start of the training span, seconds into the file "
         "(retraining on later stretches)",
     )
-    train_duration = shared("train_duration", luigi.FloatParameter)
-    valid_duration = shared("valid_duration", luigi.FloatParameter)
+    train_duration = shared(luigi.FloatParameter)
+    valid_duration = shared(luigi.FloatParameter)
     init_from = PathParameter(
         default="",
         description="exported model.pt to fine-tune from (use a lower "
         "learning rate in the YAML)",
     )
     use_wandb = shared(
-        "use_wandb",
         luigi.BoolParameter,
         default=False,
         significant=False,
@@ -51,7 +57,7 @@ class TrainParameters(law.Task):
 
 
 class Train(DataParameters, TrainParameters, DeepCleanTask):
-    """``deepclean-train fit``: writes ``{train_dir}/model.pt``.
+    """``deepclean-train fit``: writes ``{train_dir}/{run}/model.pt``.
 
     Training starts ``train_offset`` s into the data file and uses
     ``train_duration`` s, then ``valid_duration`` s of validation.
@@ -66,12 +72,54 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             return []
         return Fetch.req(self)
 
+    def run_settings(self) -> dict:
+        """Everything that changes the trained model."""
+        resolved = self.resolved()
+        if self.data_fname:
+            data = data_file_identity(self.data_fname)
+        else:
+            data = {
+                "data_run": os.path.basename(self.data_folder()),
+                "settings": self.data_settings(),
+                "start": self.start,
+                "end": self.end,
+            }
+        return {
+            "data": data,
+            "strain_channel": f"{self.ifo}:{self.strain_channel}",
+            "witnesses": list(resolved.witnesses),
+            "bands": [list(band) for band in resolved.bands],
+            "sample_rate": self.sample_rate,
+            "train_offset": self.train_offset,
+            "train_duration": self.train_duration,
+            "valid_duration": self.valid_duration,
+            "train_config": [
+                content_identity(path) for path in self.config_files()
+            ],
+            "init_from": (
+                content_identity(self.init_from) if self.init_from else None
+            ),
+        }
+
+    def run_folder(self) -> str:
+        """``{train_dir}/{train_run}``."""
+        name = self.train_run or "-".join(
+            (
+                "+".join(
+                    os.path.splitext(os.path.basename(path))[0]
+                    for path in self.config_files()
+                ),
+                fingerprint(self.run_settings()),
+            )
+        )
+        return os.path.join(self.train_dir, name)
+
     def output(self):
-        return law.LocalFileTarget(os.path.join(self.train_dir, "model.pt"))
+        return law.LocalFileTarget(os.path.join(self.run_folder(), "model.pt"))
 
     def bind_paths(self) -> list[str]:
         paths = [
-            self.train_dir,
+            self.run_folder(),
             os.path.dirname(self.training_file()),
             *(os.path.dirname(path) for path in self.config_files()),
         ]
@@ -82,7 +130,7 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
     def last_checkpoint(self) -> str:
         """Checkpoint of the last finished epoch: a run that stopped
         part-way resumes from it."""
-        return os.path.join(self.train_dir, "checkpoints", "last.ckpt")
+        return os.path.join(self.run_folder(), "checkpoints", "last.ckpt")
 
     def config_files(self) -> list[str]:
         """Absolute paths of the training YAMLs, in order."""
@@ -115,7 +163,7 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             f"--data.train_offset={self.train_offset}",
             f"--data.train_duration={self.train_duration}",
             f"--data.valid_duration={self.valid_duration}",
-            f"--trainer.default_root_dir={self.train_dir}",
+            f"--trainer.default_root_dir={self.run_folder()}",
         ]
         if self.gpus:
             devices = len(self.gpus.split(","))

@@ -1,4 +1,8 @@
+import signal
+import subprocess
 import sys
+import textwrap
+import time
 
 import pytest
 
@@ -38,3 +42,35 @@ def test_project_executable():
     assert project_executable("law").endswith("law")
     with pytest.raises(FileNotFoundError, match="make sync"):
         project_executable("deepclean-no-such-command")
+
+
+def test_sigterm_forwarded_to_the_command_and_its_children(
+    tmp_path, wait_until_gone
+):
+    """A signalled pipeline stops the command's whole process group,
+    waits for it, and fails instead of returning."""
+    child_pid = tmp_path / "child.pid"
+    script = textwrap.dedent(
+        f"""
+        from deepclean.process import run_command
+        run_command(["bash", "-c", "sleep 120 & echo $! > {child_pid}; wait"])
+        print("returned normally")
+        """
+    )
+    pipeline = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not child_pid.exists() or not child_pid.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sleeper = int(child_pid.read_text())
+    pipeline.send_signal(signal.SIGTERM)
+    out, err = pipeline.communicate(timeout=30)
+    assert pipeline.returncode != 0
+    assert "returned normally" not in out
+    assert "Interrupted: stopped by SIGTERM" in err
+    assert wait_until_gone(sleeper)

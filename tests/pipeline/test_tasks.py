@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -44,8 +45,8 @@ def test_tasks_import_no_heavy_libraries():
 @pytest.fixture
 def data_dir(tmp_path):
     path = tmp_path / "data"
-    path.mkdir()
-    (path / "segments-1000-30000.txt").write_text(
+    (path / "demo").mkdir(parents=True)
+    (path / "demo" / "segments-1000-30000.txt").write_text(
         "# start end\n1000 10000\n12000 12500\n20000 30000\n"
     )
     return path
@@ -54,6 +55,7 @@ def data_dir(tmp_path):
 def _fetch(data_dir, **kwargs):
     params = {
         "data_dir": str(data_dir),
+        "data_run": "demo",
         "start": 1000,
         "end": 30000,
         "min_duration": 1000,
@@ -80,7 +82,7 @@ class TestFetch:
     def test_output_names(self, data_dir):
         task = _fetch(data_dir).req(_fetch(data_dir), branch=3)
         assert task.output().path == str(
-            data_dir / "deepclean-24096-4096.hdf5"
+            data_dir / "demo" / "deepclean-24096-4096.hdf5"
         )
 
     def test_simulated_command(self, data_dir):
@@ -122,7 +124,7 @@ class TestFetch:
         assert content["accounting_group_user"] == "albert.einstein"
         assert content["getenv"] == "true"
         assert task.htcondor_output_directory().path == str(
-            data_dir / "condor"
+            data_dir / "demo" / "condor"
         )
 
 
@@ -131,7 +133,10 @@ def test_query_command(tmp_path):
     command = task.command()
     assert command[1] == "query"
     assert "--flag=H1:DMT-ANALYSIS_READY:1" in command
-    assert f"--output={tmp_path}/segments-10-20.txt" in command
+    folder = Path(task.data_folder())
+    assert folder.parent == tmp_path
+    assert folder.name.startswith("simulated-H1-")
+    assert f"--output={folder}/segments-10-20.txt" in command
     assert "--source=simulated" in command
     task = Query(
         data_dir=str(tmp_path),

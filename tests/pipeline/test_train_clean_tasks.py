@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def run_dir(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
+    data = tmp_path / "data" / "demo"
+    data.mkdir(parents=True)
     (data / f"segments-{T0}-{T0 + 6144}.txt").write_text(f"{T0} {T0 + 6144}\n")
     for start, duration in ((T0, 4096), (T0 + 4096, 2048)):
         (data / f"deepclean-{start}-{duration}.hdf5").touch()
@@ -24,6 +24,7 @@ def run_dir(tmp_path):
 def _params(run_dir, **kwargs):
     params = {
         "data_dir": str(run_dir / "data"),
+        "data_run": "demo",
         "start": T0,
         "end": T0 + 6144,
         "min_duration": 1024,
@@ -54,23 +55,27 @@ class TestTrain:
         command = task.command()
         assert command[1] == "fit"
         assert _arg(command, "--data.fname=") == str(
-            run_dir / "data" / f"deepclean-{T0}-4096.hdf5"
+            run_dir / "data" / "demo" / f"deepclean-{T0}-4096.hdf5"
         )
         assert _arg(command, "--data.bands=") == "[[55.0,65.0]]"
         assert _arg(command, "--data.witnesses=").count("H1:") == 21
         assert _arg(command, "--data.train_offset=") == "100.0"
         assert _arg(command, "--trainer.accelerator=") == "cpu"
-        assert task.output().path == str(run_dir / "train" / "model.pt")
+        folder = Path(task.output().path).parent
+        assert folder.parent == run_dir / "train"
+        assert folder.name.startswith("reference-")
 
-    def test_gpus_and_ddp(self, run_dir):
+    def test_gpus_and_ddp(self, run_dir, monkeypatch):
+        monkeypatch.setenv("HOME", str(run_dir))
+        (run_dir / "gpu.yaml").write_text("trainer: {precision: bf16-mixed}")
         configs = "projects/train/configs/reference.yaml, ~/gpu.yaml"
-        command = _task(
-            Train, run_dir, gpus="0,1", train_config=configs
-        ).command()
+        task = _task(Train, run_dir, gpus="0,1", train_config=configs)
+        command = task.command()
         assert [a for a in command if a.startswith("--config=")] == [
             f"--config={REPO}/projects/train/configs/reference.yaml",
-            f"--config={Path.home()}/gpu.yaml",
+            f"--config={run_dir}/gpu.yaml",
         ]
+        assert Path(task.run_folder()).name.startswith("reference+gpu-")
         assert _arg(command, "--trainer.accelerator=") == "gpu"
         assert _arg(command, "--trainer.devices=") == "2"
         assert _arg(command, "--trainer.strategy=") == "ddp"
@@ -90,13 +95,15 @@ class TestTrain:
     def test_interrupted_run_resumes_from_last_checkpoint(self, run_dir):
         task = _task(Train, run_dir)
         assert not any("--ckpt_path" in a for a in task.command())
-        last = run_dir / "train" / "checkpoints" / "last.ckpt"
+        last = Path(task.run_folder()) / "checkpoints" / "last.ckpt"
         last.parent.mkdir(parents=True)
         last.touch()
         assert _arg(task.command(), "--ckpt_path=") == str(last)
 
     def test_fine_tuning(self, run_dir):
         model = run_dir / "old" / "model.pt"
+        model.parent.mkdir()
+        model.write_bytes(b"old weights")
         command = _task(Train, run_dir, init_from=str(model)).command()
         assert _arg(command, "--model.init_from=") == str(model)
 
@@ -106,12 +113,17 @@ class TestClean:
         task = _task(Clean, run_dir, clean_start=T0 + 4000)
         assert list(task.branch_map.values()) == [
             (
-                str(run_dir / "data" / f"deepclean-{T0}-4096.hdf5"),
+                str(run_dir / "data" / "demo" / f"deepclean-{T0}-4096.hdf5"),
                 T0 + 4000,
                 T0 + 4096,
             ),
             (
-                str(run_dir / "data" / f"deepclean-{T0 + 4096}-2048.hdf5"),
+                str(
+                    run_dir
+                    / "data"
+                    / "demo"
+                    / f"deepclean-{T0 + 4096}-2048.hdf5"
+                ),
                 T0 + 4096,
                 T0 + 6144,
             ),
@@ -121,7 +133,7 @@ class TestClean:
         task = _task(Clean, run_dir, branch=0, gpus="1")
         command = task.command()
         assert command[1] == "clean"
-        assert _arg(command, "--model=") == str(run_dir / "train" / "model.pt")
+        assert _arg(command, "--model=") == Train.req(task).output().path
         assert _arg(command, "--device=") == "cuda:0"
         assert _arg(command, "--summary=") == task.output().path
         assert task.output().path.endswith(
@@ -130,13 +142,21 @@ class TestClean:
 
     def test_window_geometry(self, run_dir):
         task = _task(
-            Clean, run_dir, branch=0, window_length=8.0, window_stride=7.0
+            Clean,
+            run_dir,
+            branch=0,
+            clean_window_length=8.0,
+            clean_window_stride=7.0,
         )
         command = task.command()
         assert _arg(command, "--kernel_length=") == "8.0"
         assert _arg(command, "--stride=") == "7.0"
         task = _task(
-            Clean, run_dir, branch=0, window_length=None, window_stride=None
+            Clean,
+            run_dir,
+            branch=0,
+            clean_window_length=None,
+            clean_window_stride=None,
         )
         assert not any(
             argument.startswith(("--kernel_length", "--stride"))
@@ -146,8 +166,8 @@ class TestClean:
 
 def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
     task = _task(Evaluate, run_dir, train_offset=0.0, train_duration=2048.0)
-    clean_dir = run_dir / "cleaned"
-    clean_dir.mkdir()
+    clean_dir = Path(task.clean_folder())
+    clean_dir.mkdir(parents=True)
     summary = {"cleaned": [[T0 + 4098, T0 + 6142]]}
     (clean_dir / f"clean-{T0 + 4096}-{T0 + 6144}.json").write_text(
         json.dumps(summary)
@@ -163,11 +183,11 @@ def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
 
 def test_evaluate_logs_to_wandb_when_enabled(run_dir, monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "secret")
-    clean_dir = run_dir / "cleaned"
-    clean_dir.mkdir()
+    task = _task(Evaluate, run_dir, use_wandb=True)
+    clean_dir = Path(task.clean_folder())
+    clean_dir.mkdir(parents=True)
     (clean_dir / f"clean-{T0 + 4096}-{T0 + 6144}.json").write_text(
         json.dumps({"cleaned": [[T0 + 4098, T0 + 6142]]})
     )
-    task = _task(Evaluate, run_dir, use_wandb=True)
     assert "--wandb.enabled=true" in task.command()
     assert task.sandbox_env({})["WANDB_API_KEY"] == "secret"

@@ -63,7 +63,9 @@ def model_path(tmp_path_factory):
     return save_exported_model(LinearNoise(len(WITNESSES)), metadata, path)
 
 
-def _write_data(path, start, duration, nan_at=None):
+def _series(start, duration, nan_at=None, nan_channel=WITNESSES[1]):
+    """Strain and witnesses ``(time,)``, NaN for 10 samples at ``nan_at``
+    in ``nan_channel``."""
     rng = np.random.default_rng(int(start) % 1000)
     n = int(duration * SAMPLE_RATE)
     data = {STRAIN: rng.normal(size=n) * 1e-21}
@@ -71,9 +73,16 @@ def _write_data(path, start, duration, nan_at=None):
         data[name] = rng.normal(size=n).astype(np.float32)
     if nan_at is not None:
         i = int((nan_at - start) * SAMPLE_RATE)
-        data[WITNESSES[1]][i : i + 10] = np.nan
+        data[nan_channel][i : i + 10] = np.nan
+    return data
+
+
+def _write_data(path, start, duration, **nan):
     return write_timeseries(
-        path / f"deepclean-{start}-{duration}.hdf5", data, start, SAMPLE_RATE
+        path / f"deepclean-{start}-{duration}.hdf5",
+        _series(start, duration, **nan),
+        start,
+        SAMPLE_RATE,
     )
 
 
@@ -161,9 +170,12 @@ def test_resume_writes_every_file_once(
     summary = clean(
         model_path, [data_file], out, file_length=8, progress=False
     )
+    kept = [os.path.basename(f) for f in summary.reused_files]
     names = [os.path.basename(f) for f in summary.files]
-    assert len(names) == 8  # [T0 + 2, T0 + 62) on an 8 s grid
-    assert sorted(written) == sorted(names)  # each file written once
+    assert kept == written[:2]
+    assert len(kept + names) == 8  # [T0 + 2, T0 + 62) on an 8 s grid
+    assert sorted(written) == sorted(kept + names)  # each file written once
+    assert summary.seconds_cleaned == 60 - 14  # not the kept 6 + 8 s
 
 
 def test_gap_and_nan_witnesses(model_path, tmp_path):
@@ -180,7 +192,7 @@ def test_gap_and_nan_witnesses(model_path, tmp_path):
     )
     assert [T0 + 32, T0 + 48, "no data"] in summary.not_cleaned
     assert len(summary.cleaned) == 2
-    assert T0 + 20 in summary.flagged_frames
+    assert [T0 + 20, "witnesses not finite"] in summary.flagged_frames
     from deepclean_io.gwf import read_gwf
 
     frame = tmp_path / "out" / f"H-H1_DEEPCLEAN-{T0 + 20}-4.gwf"

@@ -1,34 +1,66 @@
 """Offline cleaning of archived data into GWF frames.
 
-Data files (gwpy's HDF5 layout, one per contiguous segment) are cleaned
-with an exported model by the same :class:`~deepclean_engine.CleaningEngine`
-that validates models during training and that the online cleaner runs:
-1 s frames (the model's ``frame_length``), stitched predictions,
-band-passed with padding, subtracted from the raw strain.
+Data files (gwpy's HDF5 layout) are cleaned with an exported model by the
+same :class:`~deepclean_engine.CleaningEngine` that validates models during
+training and that the online cleaner runs: 1 s frames (the model's
+``frame_length``), stitched predictions, band-passed with padding,
+subtracted from the raw strain. Back-to-back files (Fetch cuts a long
+segment into files of at most ``max_duration`` s) are joined into one
+segment, so no context is lost at their boundaries; overlapping files are
+refused.
 
 Output files ``{obs}-{ifo}_DEEPCLEAN-{gps}-{duration}.gwf`` tile a GPS
 grid of ``file_length`` seconds and hold the cleaned strain as
 ``{strain}{suffix}`` (optionally the predicted noise and the raw strain).
-Each is written atomically; a file that exists is complete and is kept, so
-an interrupted run resumes where it stopped.
+Frames whose witnesses, prediction or raw strain are not finite hold the
+raw strain and are flagged with the reason.
+
+Each output frame has a record ``{frame}.json`` beside it: the model that
+wrote it (path, sha256 of ``model.pt``, training span, version), the
+settings (channel suffix, written channels, cleaning config, file length)
+and its flagged frames. The record is written before its frame, both
+atomically, so an existing frame is complete and described by its record.
+
+Resuming: a re-run keeps every existing frame whose record names the same
+model and settings (the summary lists it under ``reused_files``, with its
+flagged frames) and cleans the missing ones, so an interrupted run resumes
+where it stopped. A frame written by another model or settings, or without
+a record, is refused with what differs, unless ``overwrite`` is set, which
+re-cleans it. Temporaries left in the output folder by killed writers are
+removed first. The JSON summary is written last: its existence means the
+run finished.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from deepclean_engine import CleaningEngine
+    from deepclean_io.hdf5 import ContiguousFiles
 
 logger = logging.getLogger("deepclean_clean")
 
 OUTPUT_TAG = "DEEPCLEAN"
+RECORD_SUFFIX = ".json"
+"""An output frame's record is ``{frame name}{RECORD_SUFFIX}``."""
+STRAIN_NOT_FINITE = "strain not finite"
+WITNESSES_NOT_FINITE = "witnesses not finite"
+PREDICTION_NOT_FINITE = "prediction not finite"
+_RECLEAN = "choose another --output_dir or pass --overwrite true to re-clean"
+_Tile = tuple["ContiguousFiles", tuple[float, float], Path]
+"""An output frame: its segment, GPS ``[start, end)`` in s and its path."""
 
 
 @dataclass
@@ -37,27 +69,35 @@ class CleanSummary:
 
     Attributes:
         model: path of the exported model.
+        model_sha256: sha256 of the model file's content.
         start: requested GPS start, s.
         end: requested GPS end, s.
-        files: output frame files covering the cleaned data, in GPS order.
-        cleaned: ``[start, end)`` GPS spans that were cleaned.
+        files: output frame files written by this run, in GPS order.
+        reused_files: output frame files kept from an earlier run with
+            the same model and settings, in GPS order.
+        cleaned: ``[start, end)`` GPS spans whose cleaned strain is in
+            ``files`` and ``reused_files``.
         not_cleaned: ``[start, end, reason]`` spans of the request that
-            were not: gaps between data files, and the edges of each file
-            where the engine lacks the context to clean.
-        flagged_frames: GPS starts of frames whose witnesses were not
-            finite; raw strain was written there.
-        seconds_cleaned: total duration cleaned in this run, s (skipped,
-            already existing files excluded).
+            were not: gaps between data files, and the edges of each
+            segment where the engine lacks the context to clean.
+        flagged_frames: ``[gps, reason]`` of every flagged frame in
+            ``files`` and ``reused_files``: GPS start of a frame that holds
+            the raw strain because its strain, witnesses or prediction
+            were not finite.
+        seconds_cleaned: duration cleaned by this run, s (reused files
+            excluded).
         wall_seconds: wall-clock time of this run, s.
     """
 
     model: str
+    model_sha256: str
     start: float
     end: float
     files: list[str] = field(default_factory=list)
+    reused_files: list[str] = field(default_factory=list)
     cleaned: list[list[float]] = field(default_factory=list)
     not_cleaned: list[list] = field(default_factory=list)
-    flagged_frames: list[float] = field(default_factory=list)
+    flagged_frames: list[list] = field(default_factory=list)
     seconds_cleaned: float = 0.0
     wall_seconds: float = 0.0
 
@@ -68,6 +108,11 @@ class CleanSummary:
             f"cleaned {self.seconds_cleaned:g} s in {self.wall_seconds:.1f} "
             f"s ({speed:.0f}x real time) into {len(self.files)} files"
         )
+        if self.reused_files:
+            text += (
+                f"; kept {len(self.reused_files)} files of an earlier run "
+                "with the same model and settings"
+            )
         if self.not_cleaned:
             text += f"; {len(self.not_cleaned)} spans not cleaned"
         if self.flagged_frames:
@@ -93,9 +138,9 @@ def _check_writable(output_dir: Path) -> None:
 
 
 def _cleanable_span(
-    engine, file_start: float, file_end: float
+    engine: CleaningEngine, file_start: float, file_end: float
 ) -> tuple[float, float]:
-    """First and last GPS frame edges ``engine`` can clean in a file."""
+    """First and last GPS frame edges ``engine`` can clean in a segment."""
     frame = engine.config.frame_length
     before, after = engine.required_span(0.0, frame)
     first = math.ceil((file_start - before) / frame - 1e-9) * frame
@@ -107,7 +152,9 @@ def _cleanable_span(
     return first, last
 
 
-def _output_tiles(start: float, end: float, file_length: float):
+def _output_tiles(
+    start: float, end: float, file_length: float
+) -> list[tuple[float, float]]:
     """``[a, b)`` pieces of ``[start, end)`` on a ``file_length`` grid."""
     tiles = []
     edge = math.floor(start / file_length) * file_length
@@ -117,43 +164,156 @@ def _output_tiles(start: float, end: float, file_length: float):
     return tiles
 
 
-def _contiguous_groups(
-    tiles: list[tuple[tuple[float, float], Path]], length: float
-) -> list[list[tuple[tuple[float, float], Path]]]:
-    """Runs of back-to-back tiles, each at most ``length`` s long (or one
-    tile), so that short output files are cleaned in long passes."""
-    groups: list[list[tuple[tuple[float, float], Path]]] = []
+def _contiguous_groups(tiles: list[_Tile], length: float) -> list[list[_Tile]]:
+    """Runs of back-to-back tiles of one segment, each at most ``length``
+    s long (or one tile), so that short output files are cleaned in long
+    passes."""
+    groups: list[list[_Tile]] = []
     for tile in tiles:
-        (start, end), _ = tile
-        if (
-            groups
-            and groups[-1][-1][0][1] == start
-            and end - groups[-1][0][0][0] <= length
-        ):
-            groups[-1].append(tile)
-        else:
-            groups.append([tile])
+        segment, (start, end), _ = tile
+        if groups:
+            first_segment, (first_start, _), _ = groups[-1][0]
+            if (
+                first_segment is segment
+                and groups[-1][-1][1][1] == start
+                and end - first_start <= length
+            ):
+                groups[-1].append(tile)
+                continue
+        groups.append([tile])
     return groups
 
 
+def _sha256(path: Path) -> str:
+    """Hex sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _differences(old: Any, new: Any, key: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two JSON
+    values (nested dictionaries compared key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            difference
+            for name in sorted(set(old) | set(new))
+            for difference in _differences(
+                old.get(name), new.get(name), f"{key}.{name}".lstrip(".")
+            )
+        ]
+    if old == new:
+        return []
+    return [f"{key}: {json.dumps(old)} -> {json.dumps(new)}"]
+
+
+def record_path(frame: Path) -> Path:
+    """The record written beside an output frame."""
+    return frame.with_name(frame.name + RECORD_SUFFIX)
+
+
+def _reused_flags(
+    frame: Path, provenance: dict[str, Any], overwrite: bool
+) -> list[list] | None:
+    """Flagged frames of an existing output frame to keep, or None when
+    the frame must be (re)written.
+
+    Raises:
+        ValueError: the frame exists but its record is missing, unreadable
+            or names another model or settings, and ``overwrite`` is off.
+    """
+    if overwrite or not frame.exists():
+        return None
+    record = record_path(frame)
+    try:
+        content = json.loads(record.read_text())
+        written_by = {key: content[key] for key in provenance}
+    except FileNotFoundError:
+        raise ValueError(
+            f"{frame} exists but {record.name}, the record of the model and "
+            "settings that wrote it, does not (an older deepclean-clean or "
+            f"another program wrote it); {_RECLEAN} it"
+        ) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"{record} is not a readable record of {frame.name} ({error}); "
+            f"{_RECLEAN} it"
+        ) from None
+    differences = _differences(written_by, provenance)
+    if differences:
+        raise ValueError(
+            f"{frame} was written with another model or settings "
+            f"({'; '.join(differences)}); {_RECLEAN} it"
+        )
+    return content["flagged_frames"]
+
+
+def _flag_reason(
+    engine: CleaningEngine,
+    data: dict[str, np.ndarray],
+    data_start: float,
+    strain_channel: str,
+    witnesses: list[str],
+    frame_start: float,
+) -> str:
+    """Why a flagged frame holds the raw strain.
+
+    Args:
+        engine: the cleaning engine.
+        data: strain and witnesses ``(time,)`` read for the chunk that
+            holds the frame.
+        data_start: GPS time of their first sample, s.
+        strain_channel: raw strain channel.
+        witnesses: witness channels.
+        frame_start: GPS start of the flagged frame, s.
+    """
+    rate = engine.config.sample_rate
+
+    def finite(channel: str, start: float, end: float) -> bool:
+        lo = max(0, round((start - data_start) * rate))
+        hi = round((end - data_start) * rate)
+        return bool(np.isfinite(data[channel][lo:hi]).all())
+
+    frame_end = frame_start + engine.config.frame_length
+    context = engine.required_span(frame_start, frame_end)
+    reasons = [
+        reason
+        for reason, bad in (
+            (
+                STRAIN_NOT_FINITE,
+                not finite(strain_channel, frame_start, frame_end),
+            ),
+            (
+                WITNESSES_NOT_FINITE,
+                not all(finite(w, *context) for w in witnesses),
+            ),
+        )
+        if bad
+    ]
+    return ", ".join(reasons) or PREDICTION_NOT_FINITE
+
+
 def _clean_span(
-    engine,
-    path: Path,
+    engine: CleaningEngine,
+    segment: ContiguousFiles,
     strain_channel: str,
     witnesses: list[str],
     start: float,
     end: float,
     chunk_length: float,
-    advance,
-) -> tuple[dict[str, np.ndarray], list[float]]:
-    """Clean ``[start, end)`` of one data file in chunks.
+    advance: Callable[[float], object],
+) -> tuple[dict[str, np.ndarray], list[list]]:
+    """Clean ``[start, end)`` of one segment in chunks.
 
     Each chunk reads the context the engine needs around it
-    (:meth:`~deepclean_engine.CleaningEngine.required_span`).
+    (:meth:`~deepclean_engine.CleaningEngine.required_span`), across the
+    boundaries of the segment's files.
 
     Args:
         engine: the cleaning engine.
-        path: data file (gwpy HDF5 layout) holding the span and context.
+        segment: back-to-back data files holding the span and context.
         strain_channel: raw strain channel.
         witnesses: witness channels in the model's order.
         start: GPS start, s, on the frame grid.
@@ -163,11 +323,9 @@ def _clean_span(
 
     Returns:
         ``cleaned``, ``noise`` and ``raw`` strain ``(time,)`` over the span,
-        and the GPS starts of frames whose witnesses were not finite.
+        and ``[gps, reason]`` of each flagged frame.
     """
     import torch
-
-    from deepclean_io.hdf5 import read_timeseries
 
     rate = engine.config.sample_rate
     pieces: dict[str, list[np.ndarray]] = {
@@ -175,28 +333,35 @@ def _clean_span(
         "noise": [],
         "raw": [],
     }
-    flagged: list[float] = []
+    flagged: list[list] = []
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + chunk_length, end)
-        data_start, data_end = engine.required_span(chunk_start, chunk_end)
-        data, t0, _ = read_timeseries(
-            path, [strain_channel, *witnesses], data_start, data_end
+        data, t0, _ = segment.read(
+            [strain_channel, *witnesses],
+            *engine.required_span(chunk_start, chunk_end),
         )
-        strain = torch.from_numpy(data[strain_channel].astype(np.float64))
-        witness = torch.from_numpy(
-            np.stack([data[w] for w in witnesses]).astype(np.float32)
+        cleaned = engine.clean(
+            torch.from_numpy(data[strain_channel].astype(np.float64)),
+            torch.from_numpy(
+                np.stack([data[w] for w in witnesses]).astype(np.float32)
+            ),
+            t0,
         )
-        segment = engine.clean(strain, witness, t0)
-        lo = round((chunk_start - segment.t0) * rate)
-        hi = round((chunk_end - segment.t0) * rate)
+        lo = round((chunk_start - cleaned.t0) * rate)
+        hi = round((chunk_end - cleaned.t0) * rate)
         for key, values in pieces.items():
-            values.append(getattr(segment, key)[lo:hi].cpu().numpy())
-        frame_starts = segment.t0 + engine.config.frame_length * (
-            torch.nonzero(segment.flagged).flatten().cpu().numpy()
+            values.append(getattr(cleaned, key)[lo:hi].cpu().numpy())
+        frame_starts = cleaned.t0 + engine.config.frame_length * (
+            torch.nonzero(cleaned.flagged).flatten().cpu().numpy()
         )
         flagged.extend(
-            float(g) for g in frame_starts if chunk_start <= g < chunk_end
+            [
+                float(gps),
+                _flag_reason(engine, data, t0, strain_channel, witnesses, gps),
+            ]
+            for gps in frame_starts
+            if chunk_start <= gps < chunk_end
         )
         advance(chunk_end - chunk_start)
         chunk_start = chunk_end
@@ -252,6 +417,51 @@ def window_config(
     return config
 
 
+def _plan(
+    engine: CleaningEngine,
+    segments: list[ContiguousFiles],
+    result: CleanSummary,
+) -> list[tuple[ContiguousFiles, float, float]]:
+    """The cleanable ``(segment, first, last)`` spans of
+    ``[result.start, result.end)``; fills ``result.cleaned`` and
+    ``result.not_cleaned`` (gaps, short segments, edges without context).
+    """
+    start, end = result.start, result.end
+    cursor = start
+    work = []
+    for segment in segments:
+        if segment.t0 > cursor and cursor < end:
+            result.not_cleaned.append(
+                [cursor, min(segment.t0, end), "no data"]
+            )
+        cursor = max(cursor, segment.end)
+        first, last = _cleanable_span(engine, segment.t0, segment.end)
+        first, last = max(first, start), min(last, end)
+        lo, hi = max(segment.t0, start), min(segment.end, end)
+        if last <= first:
+            if lo < hi:
+                result.not_cleaned.append(
+                    [lo, hi, "segment too short to clean"]
+                )
+            continue
+        if first > lo:
+            result.not_cleaned.append([lo, first, "segment edge (no context)"])
+        if last < hi:
+            result.not_cleaned.append([last, hi, "segment edge (no context)"])
+        work.append((segment, first, last))
+        result.cleaned.append([first, last])
+    if cursor < end:
+        result.not_cleaned.append([cursor, end, "no data"])
+    for span in result.not_cleaned:
+        logger.warning(
+            "not cleaned: [%s, %s) %s",
+            gps_text(span[0]),
+            gps_text(span[1]),
+            span[2],
+        )
+    return work
+
+
 def clean(
     model: Path,
     data_files: list[Path],
@@ -268,6 +478,7 @@ def clean(
     batch_size: int = 32,
     device: str = "cpu",
     summary: Path | None = None,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> CleanSummary:
     """Clean ``[start, end)`` of data files with an exported model.
@@ -275,8 +486,10 @@ def clean(
     Args:
         model: exported ``model.pt`` (from ``deepclean-train``).
         data_files: HDF5 files in gwpy's layout holding the model's strain
-            and witness channels; each is one contiguous segment.
-        output_dir: folder of the output GWF files (created).
+            and witness channels; back-to-back files are one segment,
+            overlapping files are refused.
+        output_dir: folder of the output GWF files and their records
+            (created once the inputs are checked).
         start: GPS start to clean, s; the earliest file start when None.
         end: GPS end, s; the latest file end when None.
         file_length: seconds per output file on a GPS grid of this step
@@ -300,6 +513,9 @@ def clean(
         summary: JSON summary path; ``{output_dir}/clean-{start}-{end}
             .json`` when None. Written last, atomically: its existence
             means the run finished.
+        overwrite: re-clean output frames that exist; without it, frames
+            written with the same model and settings are kept and frames
+            written otherwise are refused.
         progress: show a progress bar.
 
     Returns:
@@ -307,19 +523,21 @@ def clean(
 
     Raises:
         ValueError: model channels missing from a file, a sample rate
-            that differs from the model's, a span outside the files, or a
-            file length that is not a whole number of frames.
+            that differs from the model's, overlapping or unreadable data
+            files, a span outside the files, a file length that is not a
+            whole number of frames, or existing output frames written by
+            another model or settings (without ``overwrite``).
         PermissionError: the output directory is not writable.
     """
     from tqdm.auto import tqdm
 
     from deepclean_engine import CleaningEngine, load_exported_model
+    from deepclean_io.atomic import remove_stale_partials, write_json_atomic
     from deepclean_io.gwf import frame_name, write_gwf
-    from deepclean_io.hdf5 import file_info
+    from deepclean_io.hdf5 import contiguous_files
 
     began = time.perf_counter()
-    output_dir = Path(output_dir)
-    _check_writable(output_dir)
+    model, output_dir = Path(model), Path(output_dir)
     module, metadata = load_exported_model(model, device)
     config = window_config(metadata, kernel_length, stride)
     engine = CleaningEngine(module, config, batch_size, device)
@@ -340,134 +558,150 @@ def clean(
         max(1, round(chunk_length / config.frame_length)) * config.frame_length
     )
 
-    segments = sorted(
-        ((Path(f), file_info(f)) for f in data_files), key=lambda s: s[1].t0
-    )
-    if not segments:
+    if not data_files:
         raise ValueError("no data files given; pass at least one")
-    infos = [info for _, info in segments]
-    for path, info in segments:
-        missing = [c for c in channels if c not in info.channels]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the model's channels {missing}; fetch them "
-                "or clean with a model trained on the available channels"
-            )
-        if info.sample_rate != config.sample_rate:
-            raise ValueError(
-                f"{path} is sampled at {info.sample_rate} Hz but the model "
-                f"at {config.sample_rate} Hz; fetch the data at "
-                f"{config.sample_rate} Hz (deepclean-data fetch "
-                f"--sample_rate {config.sample_rate:g})"
-            )
-    start = infos[0].t0 if start is None else start
-    end = infos[-1].end if end is None else end
+    segments = contiguous_files(data_files)
+    for segment in segments:
+        for path, info in zip(segment.files, segment.infos, strict=True):
+            missing = [c for c in channels if c not in info.channels]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the model's channels {missing}; fetch "
+                    "them or clean with a model trained on the available "
+                    "channels"
+                )
+            if info.sample_rate != config.sample_rate:
+                raise ValueError(
+                    f"{path} is sampled at {info.sample_rate} Hz but the "
+                    f"model at {config.sample_rate} Hz; fetch the data at "
+                    f"{config.sample_rate} Hz (deepclean-data fetch "
+                    f"--sample_rate {config.sample_rate:g})"
+                )
+    start = segments[0].t0 if start is None else start
+    end = segments[-1].end if end is None else end
     if end <= start:
         raise ValueError(f"end ({end}) must be after start ({start})")
-    if start >= infos[-1].end or end <= infos[0].t0:
+    if start >= segments[-1].end or end <= segments[0].t0:
         covered = ", ".join(
-            f"[{gps_text(i.t0)}, {gps_text(i.end)})" for i in infos
+            f"[{gps_text(s.t0)}, {gps_text(s.end)})" for s in segments
         )
         raise ValueError(
             f"span [{gps_text(start)}, {gps_text(end)}) is outside the "
             f"data files, which cover {covered}"
         )
 
-    result = CleanSummary(model=str(model), start=start, end=end)
-    cursor = start
-    work = []
-    for path, info in segments:
-        if info.t0 > cursor and cursor < end:
-            result.not_cleaned.append([cursor, min(info.t0, end), "no data"])
-        first, last = _cleanable_span(engine, info.t0, info.end)
-        first, last = max(first, start), min(last, end)
-        if last <= first:
-            reason = "segment too short to clean"
-            if info.t0 < end and info.end > start:
-                result.not_cleaned.append(
-                    [max(info.t0, start), min(info.end, end), reason]
-                )
-            cursor = max(cursor, info.end)
-            continue
-        if first > max(info.t0, start):
-            result.not_cleaned.append(
-                [max(info.t0, start), first, "segment edge (no context)"]
-            )
-        if last < min(info.end, end):
-            result.not_cleaned.append(
-                [last, min(info.end, end), "segment edge (no context)"]
-            )
-        work.append((path, first, last))
-        result.cleaned.append([first, last])
-        cursor = max(cursor, info.end)
-    if cursor < end:
-        result.not_cleaned.append([cursor, end, "no data"])
-    for span in result.not_cleaned:
-        logger.warning(
-            "not cleaned: [%s, %s) %s",
-            gps_text(span[0]),
-            gps_text(span[1]),
-            span[2],
+    # what makes an output frame: compared with the record of every frame
+    # that exists (a JSON round trip turns tuples into lists, as stored)
+    provenance = json.loads(
+        json.dumps(
+            {
+                "model": {
+                    "sha256": _sha256(model),
+                    "train_span": metadata.get("train_span"),
+                    "package_version": metadata.get("package_version"),
+                },
+                "settings": {
+                    "channel_suffix": channel_suffix,
+                    "write_noise": write_noise,
+                    "write_raw": write_raw,
+                    "file_length": file_length,
+                    "cleaning": config.to_dict(),
+                },
+            }
         )
-
-    total = sum(last - first for _, first, last in work)
-    bar = tqdm(
-        total=total, unit="s", desc="clean", disable=not progress, smoothing=0
     )
-    group_length = max(chunk_length, file_length)
-    for path, first, last in work:
-        tiles = _output_tiles(first, last, file_length)
-        names = [
-            frame_name(output_dir, ifo, OUTPUT_TAG, a, b - a) for a, b in tiles
-        ]
-        result.files.extend(str(name) for name in names)
-        pending = []
-        for tile, name in zip(tiles, names, strict=True):
-            if name.exists():
-                bar.update(tile[1] - tile[0])
-            else:
-                pending.append((tile, name))
-        for group in _contiguous_groups(pending, group_length):
-            group_start, group_end = group[0][0][0], group[-1][0][1]
-            series, flagged = _clean_span(
-                engine,
-                path,
-                strain_channel,
-                witnesses,
-                group_start,
-                group_end,
-                chunk_length,
-                bar.update,
+    result = CleanSummary(
+        model=str(model),
+        model_sha256=provenance["model"]["sha256"],
+        start=start,
+        end=end,
+    )
+    work = _plan(engine, segments, result)
+
+    _check_writable(output_dir)
+    remove_stale_partials(output_dir)
+    tiles = [
+        (segment, (a, b), frame_name(output_dir, ifo, OUTPUT_TAG, a, b - a))
+        for segment, first, last in work
+        for a, b in _output_tiles(first, last, file_length)
+    ]
+    # every existing frame is checked before any is written
+    flags = {
+        name: _reused_flags(name, provenance, overwrite)
+        for _, _, name in tiles
+    }
+    reused = {name for name, kept in flags.items() if kept is not None}
+
+    bar = tqdm(
+        total=sum(b - a for _, (a, b), _ in tiles),
+        unit="s",
+        desc="clean",
+        disable=not progress,
+        smoothing=0,
+    )
+    bar.update(sum(b - a for _, (a, b), name in tiles if name in reused))
+    pending = [tile for tile in tiles if tile[2] not in reused]
+    for group in _contiguous_groups(pending, max(chunk_length, file_length)):
+        segment, (group_start, _), _ = group[0]
+        series, flagged = _clean_span(
+            engine,
+            segment,
+            strain_channel,
+            witnesses,
+            group_start,
+            group[-1][1][1],
+            chunk_length,
+            bar.update,
+        )
+        suffixed = f"{strain_channel}{channel_suffix}"
+        outputs = {suffixed: "cleaned"}
+        if write_noise:
+            outputs[f"{suffixed}_NOISE"] = "noise"
+        if write_raw:
+            outputs[strain_channel] = "raw"
+        for _, (tile_start, tile_end), name in group:
+            lo = round((tile_start - group_start) * config.sample_rate)
+            hi = round((tile_end - group_start) * config.sample_rate)
+            flags[name] = [
+                flag for flag in flagged if tile_start <= flag[0] < tile_end
+            ]
+            # the record first, then the frame: an older frame must not
+            # outlive the record that replaces its own
+            name.unlink(missing_ok=True)
+            write_json_atomic(
+                record_path(name),
+                {
+                    "model_path": str(model.resolve()),
+                    **provenance,
+                    "flagged_frames": flags[name],
+                },
             )
-            result.flagged_frames.extend(flagged)
-            for (tile_start, tile_end), name in group:
-                lo = round((tile_start - group_start) * config.sample_rate)
-                hi = round((tile_end - group_start) * config.sample_rate)
-                out = {f"{strain_channel}{channel_suffix}": series["cleaned"]}
-                if write_noise:
-                    out[f"{strain_channel}{channel_suffix}_NOISE"] = series[
-                        "noise"
-                    ]
-                if write_raw:
-                    out[strain_channel] = series["raw"]
-                write_gwf(
-                    name,
-                    {
-                        channel: values[lo:hi]
-                        for channel, values in out.items()
-                    },
-                    tile_start,
-                    config.sample_rate,
-                    units=dict.fromkeys(out, "strain"),
-                )
-                result.seconds_cleaned += tile_end - tile_start
+            write_gwf(
+                name,
+                {
+                    channel: series[key][lo:hi]
+                    for channel, key in outputs.items()
+                },
+                tile_start,
+                config.sample_rate,
+                units=dict.fromkeys(outputs, "strain"),
+            )
+            result.seconds_cleaned += tile_end - tile_start
     bar.close()
+
+    for _, _, name in tiles:
+        listing = result.reused_files if name in reused else result.files
+        listing.append(str(name))
+        result.flagged_frames.extend(flags[name])
     if result.flagged_frames:
         logger.warning(
-            "%d frames had non-finite witnesses; raw strain was written "
-            "there (GPS %s)",
+            "%d frames hold the raw strain because it, the witnesses or the "
+            "prediction were not finite (GPS %s)",
             len(result.flagged_frames),
-            ", ".join(gps_text(g) for g in result.flagged_frames[:10]),
+            ", ".join(
+                f"{gps_text(gps)}: {reason}"
+                for gps, reason in result.flagged_frames[:10]
+            ),
         )
     result.wall_seconds = time.perf_counter() - began
     summary = (
@@ -475,7 +709,5 @@ def clean(
         if summary
         else output_dir / f"clean-{gps_text(start)}-{gps_text(end)}.json"
     )
-    partial = summary.with_name(f".{summary.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    os.replace(partial, summary)
+    write_json_atomic(summary, asdict(result))
     return result

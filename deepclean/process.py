@@ -34,6 +34,10 @@ class CommandFailed(RuntimeError):
         )
 
 
+class OutputsMissing(RuntimeError):
+    """A command reported success but its outputs are missing."""
+
+
 def project_executable(name: str) -> str:
     """Path of a project's console script.
 

@@ -1,10 +1,13 @@
 """law tasks of the DeepClean pipeline."""
 
+from deepclean import messages
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
 from deepclean.tasks.pipeline import Pipeline
 from deepclean.tasks.train import Train
+
+messages.install()
 
 __all__ = [
     "Clean",

@@ -18,7 +18,11 @@ import law.sandbox.base
 import luigi
 
 from deepclean.config import PathParameter, check_section_keys, shared
-from deepclean.process import project_executable, run_command
+from deepclean.process import (
+    OutputsMissing,
+    project_executable,
+    run_command,
+)
 from deepclean.runs import check_settings, record_settings
 from deepclean.sandbox import (
     REPO_ROOT,
@@ -262,10 +266,6 @@ class DeepCleanTask(law.SandboxTask):
     @staticmethod
     def executable(name: str) -> str:
         return project_executable(name)
-
-
-class OutputsMissing(RuntimeError):
-    """A command reported success but its outputs are missing."""
 
 
 _reported_reuse: set[str] = set()

@@ -118,5 +118,37 @@ def test_bad_input_exits_with_message(tmp_path):
         text=True,
     )
     assert result.returncode == 1
-    assert "query: error: end must be after start" in result.stderr
+    assert "deepclean-data: error: end must be after start" in result.stderr
     assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_temporaries_of_killed_writers_removed(tmp_path):
+    output = tmp_path / "data"
+    (output / "truth").mkdir(parents=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    stale = [
+        output / f".deepclean-{START}-8.hdf5.{dead}.partial",
+        output / "truth" / f".deepclean-{START}-8.hdf5.{dead}.partial",
+    ]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    main(
+        [
+            "simulate",
+            f"--start={START}",
+            "--duration=8",
+            "--sample_rate=256",
+            f"--output_dir={output}",
+            f"--strain_channel={STRAIN}",
+            f"--witnesses=[{WITNESSES[0]}]",
+            "--progress=false",
+        ]
+    )
+    assert not any(path.exists() for path in stale)
+    assert not list(output.rglob("*.partial"))
+    assert (output / f"deepclean-{START}-8.hdf5").exists()

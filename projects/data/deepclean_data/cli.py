@@ -9,17 +9,18 @@ subcommand (``query: {start: ..., end: ...}``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from deepclean_data.fetch import CredentialsError, fetch
+from deepclean_data.fetch import fetch
 from deepclean_data.replay import replay
 from deepclean_data.segments import query_segments, write_segments
 from deepclean_data.simulate import simulate
+from deepclean_io.atomic import remove_stale_partials
+from deepclean_io.commands import run_command_line
 
 SUBCOMMANDS: dict[str, Callable[..., Any]] = {
     "simulate": simulate,
@@ -67,6 +68,9 @@ def run(config: Namespace) -> str:
     """Run the subcommand chosen in a parsed ``config``; return a summary."""
     name = config.subcommand
     arguments = dict(vars(config[name]))
+    if arguments.get("output_dir"):
+        # temporaries of writers killed in an earlier run
+        remove_stale_partials(arguments["output_dir"], recursive=True)
     if name == "query":
         output = arguments.pop("output")
         segments = query_segments(**arguments)
@@ -79,19 +83,21 @@ def run(config: Namespace) -> str:
     return str(SUBCOMMANDS[name](**arguments))
 
 
+def parse_and_run(argv: Sequence[str]) -> None:
+    """Parse ``argv``, run the subcommand and print its summary."""
+    parser = build_parser()
+    config = parser.instantiate(parser.parse_args(argv))
+    print(run(config))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``deepclean-data``.
 
     Errors caused by the input (bad spans, channels, files, missing
-    credentials) end the program with their message and exit status 1.
+    credentials) end the program with their message and exit status 1,
+    SIGTERM with status 143 (:mod:`deepclean_io.commands`).
     """
-    parser = build_parser()
-    config = parser.instantiate(parser.parse_args(argv))
-    try:
-        summary = run(config)
-    except (ValueError, OSError, CredentialsError) as error:
-        sys.exit(f"deepclean-data {config.subcommand}: error: {error}")
-    print(summary)
+    run_command_line("deepclean-data", parse_and_run, argv)
 
 
 if __name__ == "__main__":

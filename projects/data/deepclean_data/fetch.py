@@ -28,7 +28,7 @@ MAX_RESAMPLE_FACTOR = 64
 logger = logging.getLogger(__name__)
 
 
-class CredentialsError(RuntimeError):
+class CredentialsError(PermissionError):
     """No credentials (or server setting) to reach LIGO data."""
 
 

@@ -145,7 +145,7 @@ def test_temporaries_of_killed_writers_removed(tmp_path):
             "--sample_rate=256",
             f"--output_dir={output}",
             f"--strain_channel={STRAIN}",
-            f"--witnesses=[{WITNESSES[0]}]",
+            f"--witnesses=[{','.join(WITNESSES)}]",
             "--progress=false",
         ]
     )

@@ -142,7 +142,7 @@ def test_temporaries_of_killed_writers_removed(tmp_path):
             "simulate",
             f"--start={START}",
             "--duration=8",
-            "--sample_rate=256",
+            "--sample_rate=512",
             f"--output_dir={output}",
             f"--strain_channel={STRAIN}",
             f"--witnesses=[{','.join(WITNESSES)}]",

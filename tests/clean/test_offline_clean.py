@@ -2,12 +2,13 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from deepclean_clean.clean import clean
+from deepclean_clean.clean import clean, record_path
 from deepclean_engine import (
     CleaningConfig,
     CleaningEngine,
@@ -208,6 +209,15 @@ def test_gap_and_nan_witnesses(model_path, tmp_path):
 
 
 class TestBadInput:
+    """Bad input is refused before the output folder is made."""
+
+    def refused(self, error, match, model, files, tmp_path, **options):
+        out = tmp_path / "out"
+        with pytest.raises(error, match=match) as caught:
+            clean(model, files, out, progress=False, **options)
+        assert not out.exists()
+        return str(caught.value)
+
     def test_missing_channels(self, model_path, tmp_path):
         path = write_timeseries(
             tmp_path / "x-0-64.hdf5",
@@ -215,27 +225,72 @@ class TestBadInput:
             T0,
             SAMPLE_RATE,
         )
-        with pytest.raises(ValueError, match="lacks the model's channels"):
-            clean(model_path, [path], tmp_path / "out", progress=False)
+        self.refused(
+            ValueError,
+            "lacks the model's channels",
+            model_path,
+            [path],
+            tmp_path,
+        )
 
     def test_sample_rate(self, model_path, tmp_path):
         n = 64 * 256
         data = {STRAIN: np.zeros(n)}
         data.update({w: np.zeros(n, np.float32) for w in WITNESSES})
         path = write_timeseries(tmp_path / "x-0-64.hdf5", data, T0, 256.0)
-        with pytest.raises(ValueError, match="--sample_rate 512"):
-            clean(model_path, [path], tmp_path / "out", progress=False)
+        self.refused(
+            ValueError, "--sample_rate 512", model_path, [path], tmp_path
+        )
 
     def test_span_outside(self, model_path, data_file, tmp_path):
-        with pytest.raises(ValueError, match="outside the data files"):
-            clean(
-                model_path,
-                [data_file],
-                tmp_path / "out",
-                start=T0 + 100,
-                end=T0 + 200,
-                progress=False,
-            )
+        self.refused(
+            ValueError,
+            "outside the data files",
+            model_path,
+            [data_file],
+            tmp_path,
+            start=T0 + 100,
+            end=T0 + 200,
+        )
+
+    def test_file_length(self, model_path, data_file, tmp_path):
+        self.refused(
+            ValueError,
+            "whole number",
+            model_path,
+            [data_file],
+            tmp_path,
+            file_length=1.5,
+        )
+
+    def test_missing_model(self, data_file, tmp_path):
+        self.refused(
+            FileNotFoundError,
+            "does not exist",
+            tmp_path / "model.pt",
+            [data_file],
+            tmp_path,
+        )
+
+    def test_truncated_data_file(self, model_path, data_file, tmp_path):
+        content = data_file.read_bytes()
+        data_file.write_bytes(content[: len(content) // 3])
+        message = self.refused(
+            ValueError,
+            "not a readable HDF5 file",
+            model_path,
+            [data_file],
+            tmp_path,
+        )
+        assert str(data_file) in message and "re-run Fetch" in message
+
+    def test_overlapping_files(self, model_path, tmp_path):
+        first = _write_data(tmp_path, T0, 32)
+        second = _write_data(tmp_path, T0 + 30, 32)
+        message = self.refused(
+            ValueError, "overlap", model_path, [second, first], tmp_path
+        )
+        assert str(first) in message and str(second) in message
 
     def test_output_not_writable(self, model_path, data_file, tmp_path):
         blocker = tmp_path / "file"
@@ -243,15 +298,236 @@ class TestBadInput:
         with pytest.raises(PermissionError, match="not writable"):
             clean(model_path, [data_file], blocker / "out", progress=False)
 
-    def test_file_length(self, model_path, data_file, tmp_path):
-        with pytest.raises(ValueError, match="whole number"):
+
+class TestRerun:
+    """A re-run keeps only frames written with the same model and
+    settings; its summary describes what it wrote."""
+
+    @pytest.fixture
+    def first_run(self, data_file, model_path, tmp_path):
+        out = tmp_path / "out"
+        summary = clean(
+            model_path, [data_file], out, file_length=16, progress=False
+        )
+        return out, summary
+
+    def test_identical_rerun_keeps_every_frame(
+        self, first_run, data_file, model_path
+    ):
+        out, first = first_run
+        stamps = {f: os.stat(f).st_mtime_ns for f in first.files}
+        again = clean(
+            model_path, [data_file], out, file_length=16, progress=False
+        )
+        assert again.files == [] and again.reused_files == first.files
+        assert again.seconds_cleaned == 0
+        assert {f: os.stat(f).st_mtime_ns for f in first.files} == stamps
+        assert "kept 4 files of an earlier run" in again.describe()
+
+    @pytest.mark.parametrize(
+        ("options", "difference"),
+        [
+            (
+                {"channel_suffix": "_CLEAN"},
+                'channel_suffix: "_DC" -> "_CLEAN"',
+            ),
+            ({"write_noise": True}, "settings.write_noise: false -> true"),
+            ({"write_raw": True}, "settings.write_raw: false -> true"),
+            (
+                {"kernel_length": 4.0, "stride": 3.5},
+                "settings.cleaning.kernel_length: 1.0 -> 4.0",
+            ),
+        ],
+    )
+    def test_other_settings_are_refused_then_overwritten(
+        self, first_run, data_file, model_path, options, difference
+    ):
+        out, first = first_run
+        summary_file = out / f"clean-{T0}-{T0 + 64}.json"
+        before = summary_file.read_text()
+        with pytest.raises(ValueError) as caught:
             clean(
                 model_path,
                 [data_file],
-                tmp_path / "o",
-                file_length=1.5,
+                out,
+                file_length=16,
                 progress=False,
+                **options,
             )
+        message = str(caught.value)
+        assert difference in message and "--overwrite true" in message
+        assert summary_file.read_text() == before
+        again = clean(
+            model_path,
+            [data_file],
+            out,
+            file_length=16,
+            overwrite=True,
+            progress=False,
+            **options,
+        )
+        # frames of the first run at other window edges were replaced
+        assert sorted(out.glob("*.gwf")) == [Path(f) for f in again.files]
+        assert again.reused_files == []
+        (cleaned,) = again.cleaned
+        assert again.seconds_cleaned == cleaned[1] - cleaned[0]
+
+    def test_other_model_is_refused(
+        self, first_run, data_file, tmp_path, model_path
+    ):
+        out, _ = first_run
+        other = LinearNoise(len(WITNESSES))
+        other.scale = 2e-21
+        _, metadata = load_exported_model(model_path)
+        other_path = save_exported_model(
+            other, metadata, tmp_path / "other" / "model.pt"
+        )
+        with pytest.raises(ValueError, match="model.sha256") as caught:
+            clean(other_path, [data_file], out, file_length=16, progress=False)
+        assert "--overwrite true" in str(caught.value)
+        again = clean(
+            other_path,
+            [data_file],
+            out,
+            file_length=16,
+            overwrite=True,
+            progress=False,
+        )
+        record = json.loads((out / f"clean-{T0}-{T0 + 64}.json").read_text())
+        assert record["model"] == str(other_path)
+        assert record["model_sha256"] == again.model_sha256
+        frame_record = json.loads(
+            record_path(Path(again.files[0])).read_text()
+        )
+        assert frame_record["model"]["sha256"] == again.model_sha256
+
+    def test_frames_of_another_span_are_refused(
+        self, first_run, data_file, model_path
+    ):
+        """A later start makes a frame [T0 + 10, T0 + 16) that overlaps the
+        first run's [T0 + 2, T0 + 16): refused, and overwrite does not
+        replace a frame that reaches outside the span it cleans."""
+        out, first = first_run
+        rerun = {"file_length": 16, "progress": False, "start": T0 + 10}
+        with pytest.raises(ValueError, match="--overwrite true") as caught:
+            clean(model_path, [data_file], out, **rerun)
+        old = f"{first.files[0]} [{T0 + 2}, {T0 + 16}) and 0 other"
+        assert old in str(caught.value)
+        with pytest.raises(ValueError, match="delete them") as caught:
+            clean(model_path, [data_file], out, overwrite=True, **rerun)
+        assert old in str(caught.value)
+        record_path(Path(first.files[0])).unlink()
+        Path(first.files[0]).unlink()
+        again = clean(model_path, [data_file], out, overwrite=True, **rerun)
+        assert sorted(out.glob("*.gwf")) == [Path(f) for f in again.files]
+
+    def test_frame_without_record_is_refused(
+        self, first_run, data_file, model_path
+    ):
+        out, first = first_run
+        record_path(Path(first.files[1])).unlink()
+        with pytest.raises(ValueError, match="does not") as caught:
+            clean(model_path, [data_file], out, file_length=16, progress=False)
+        assert first.files[1] in str(caught.value)
+
+
+def test_resumed_run_lists_flags_from_before(
+    model_path, tmp_path, monkeypatch
+):
+    """Frames flagged before an interruption are in the final summary."""
+    from deepclean_io import gwf
+
+    data = _write_data(tmp_path, T0, 64, nan_at=T0 + 20.5)
+    out = tmp_path / "out"
+    real_write = gwf.write_gwf
+
+    def write_until(fname, *args, **kwargs):
+        if "-1262304032-" in str(fname):
+            raise RuntimeError("node lost")
+        return real_write(fname, *args, **kwargs)
+
+    monkeypatch.setattr(gwf, "write_gwf", write_until)
+    with pytest.raises(RuntimeError, match="node lost"):
+        clean(model_path, [data], out, file_length=8, progress=False)
+    monkeypatch.setattr(gwf, "write_gwf", real_write)
+    summary = clean(model_path, [data], out, file_length=8, progress=False)
+    assert os.path.basename(summary.reused_files[-1]) == (
+        f"H-H1_DEEPCLEAN-{T0 + 24}-8.gwf"
+    )
+    assert summary.flagged_frames == [
+        [T0 + gps, "witnesses not finite"] for gps in (19, 20, 21)
+    ]
+
+
+def test_nan_strain_is_flagged(model_path, tmp_path):
+    data = _write_data(tmp_path, T0, 32, nan_at=T0 + 20.5, nan_channel=STRAIN)
+    summary = clean(
+        model_path,
+        [data],
+        tmp_path / "out",
+        file_length=4,
+        write_noise=True,
+        write_raw=True,
+        progress=False,
+    )
+    assert summary.flagged_frames == [[T0 + 20, "strain not finite"]]
+    from deepclean_io.gwf import read_gwf
+
+    frame = tmp_path / "out" / f"H-H1_DEEPCLEAN-{T0 + 20}-4.gwf"
+    values, _, _ = read_gwf(
+        frame, [f"{STRAIN}_DC", STRAIN, f"{STRAIN}_DC_NOISE"]
+    )
+    flagged = slice(0, int(SAMPLE_RATE))
+    np.testing.assert_array_equal(
+        values[f"{STRAIN}_DC"][flagged], values[STRAIN][flagged]
+    )
+    assert np.all(values[f"{STRAIN}_DC_NOISE"][flagged] == 0)
+    assert np.isfinite(values[f"{STRAIN}_DC"][int(SAMPLE_RATE) :]).all()
+    record = json.loads(record_path(frame).read_text())
+    assert record["flagged_frames"] == [[T0 + 20, "strain not finite"]]
+
+
+def test_back_to_back_files_are_one_segment(model_path, tmp_path):
+    """A segment cut into files is cleaned as if it were one file."""
+    series = _series(T0, 64)
+    half = int(32 * SAMPLE_RATE)
+    files = [
+        write_timeseries(
+            tmp_path / f"deepclean-{T0 + offset}-32.hdf5",
+            {name: values[lo : lo + half] for name, values in series.items()},
+            T0 + offset,
+            SAMPLE_RATE,
+        )
+        for offset, lo in ((32, half), (0, 0))
+    ]
+    whole = write_timeseries(
+        tmp_path / f"whole-{T0}-64.hdf5", series, T0, SAMPLE_RATE
+    )
+    split = clean(
+        model_path, files, tmp_path / "a", file_length=64, progress=False
+    )
+    single = clean(
+        model_path, [whole], tmp_path / "b", file_length=64, progress=False
+    )
+    assert split.cleaned == single.cleaned == [[T0 + 2, T0 + 62]]
+    assert split.not_cleaned == single.not_cleaned  # no cut at T0 + 32
+    assert split.seconds_cleaned == 60 <= split.end - split.start
+    from deepclean_io.gwf import read_gwf
+
+    channel = f"{STRAIN}_DC"
+    (a,), (b,) = split.files, single.files
+    np.testing.assert_array_equal(
+        read_gwf(a, [channel])[0][channel], read_gwf(b, [channel])[0][channel]
+    )
+
+
+def test_stale_temporaries_are_removed(data_file, model_path, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / f".H-H1_DEEPCLEAN-{T0}-64.gwf.999999999.partial"
+    stale.write_bytes(bytes(1000))
+    clean(model_path, [data_file], out, file_length=64, progress=False)
+    assert not stale.exists()
 
 
 def test_command_line(data_file, model_path, tmp_path):
@@ -276,6 +552,53 @@ def test_command_line(data_file, model_path, tmp_path):
     )
     assert "cleaned 60 s" in result.stdout and "into 2 files" in result.stdout
     assert len(list((tmp_path / "out").glob("H-H1_DEEPCLEAN-*.gwf"))) == 2
+
+
+class TestCommandLine:
+    """``deepclean-clean`` through its entry point."""
+
+    def arguments(self, model, data, out):
+        return [
+            "clean",
+            f"--model={model}",
+            f"--data_files=[{data}]",
+            f"--output_dir={out}",
+            "--file_length=16",
+            "--progress=false",
+        ]
+
+    def test_expected_error_is_one_line(self, model_path, tmp_path, capsys):
+        from deepclean_clean.cli import main
+
+        missing = tmp_path / "deepclean-0-64.hdf5"
+        with pytest.raises(SystemExit) as stopped:
+            main(self.arguments(model_path, missing, tmp_path / "out"))
+        assert stopped.value.code == 1
+        error = capsys.readouterr().err
+        assert error.startswith("deepclean-clean: error: data file ")
+        assert str(missing) in error and "Traceback" not in error
+
+    def test_sigterm_exits_143_and_leaves_complete_files(
+        self, data_file, model_path, tmp_path, monkeypatch
+    ):
+        import signal
+
+        from deepclean_clean.cli import main
+        from deepclean_io import gwf
+
+        real_write = gwf.write_gwf
+
+        def write_then_terminate(fname, *args, **kwargs):
+            real_write(fname, *args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        monkeypatch.setattr(gwf, "write_gwf", write_then_terminate)
+        out = tmp_path / "out"
+        with pytest.raises(SystemExit) as stopped:
+            main(self.arguments(model_path, data_file, out))
+        assert stopped.value.code == 143
+        (frame,) = out.glob("*.gwf")
+        assert sorted(out.iterdir()) == [frame, record_path(frame)]
 
 
 class TestWindowOverride:

@@ -33,6 +33,7 @@ run finished.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -248,6 +249,35 @@ def _reused_flags(
             f"({'; '.join(differences)}); {_RECLEAN} it"
         )
     return content["flagged_frames"]
+
+
+def _overlapped_frames(
+    output_dir: Path, ifo: str, tiles: list[_Tile]
+) -> list[tuple[Path, int, int]]:
+    """``(path, start, end)`` of existing output frames that overlap this
+    run's frames under another name: an earlier run cleaned another span,
+    with other window edges or with another ``file_length``."""
+    from deepclean_io.gwf import parse_frame_name
+
+    names = {name for _, _, name in tiles}
+    spans = sorted(span for _, span, _ in tiles)
+    starts = [start for start, _ in spans]
+    found = []
+    for path in sorted(output_dir.glob(f"*-{ifo}_{OUTPUT_TAG}-*.gwf")):
+        try:
+            parsed = parse_frame_name(path)
+        except ValueError:
+            continue
+        start, end = parsed.gps, parsed.gps + parsed.duration
+        # tiles are sorted and disjoint: only the one starting at or
+        # before ``start`` and the next can overlap
+        index = bisect.bisect_right(starts, start) - 1
+        if path not in names and (
+            (index >= 0 and spans[index][1] > start)
+            or (index + 1 < len(spans) and spans[index + 1][0] < end)
+        ):
+            found.append((path, start, end))
+    return found
 
 
 def _flag_reason(
@@ -631,6 +661,31 @@ def clean(
         for _, _, name in tiles
     }
     reused = {name for name, kept in flags.items() if kept is not None}
+    overlapped = _overlapped_frames(output_dir, ifo, tiles)
+    kept = [
+        (path, a, b)
+        for path, a, b in overlapped
+        if not overwrite or a < start or b > end
+    ]
+    if kept:
+        path, a, b = kept[0]
+        fix = (
+            f"they reach outside [{gps_text(start)}, {gps_text(end)}), so "
+            "--overwrite does not replace them; delete them and their "
+            "records or choose another --output_dir"
+            if overwrite
+            else "choose another --output_dir or pass --overwrite true to "
+            "replace output frames inside [start, end)"
+        )
+        raise ValueError(
+            f"{path} [{a}, {b}) and {len(kept) - 1} other output frame(s) "
+            "overlap this run's output frames under other names (an earlier "
+            "run cleaned another span, with other window edges or another "
+            f"file_length); {fix}"
+        )
+    for path, _, _ in overlapped:
+        record_path(path).unlink(missing_ok=True)
+        path.unlink()
 
     bar = tqdm(
         total=sum(b - a for _, (a, b), _ in tiles),

@@ -1,7 +1,9 @@
 """``deepclean-clean``: offline cleaning and evaluation reports.
 
 Each subcommand's options are the arguments of the typed function that
-does the work (``deepclean-clean clean --help``).
+does the work (``deepclean-clean clean --help``). Expected errors print
+one line without a traceback (``--debug`` shows it) and SIGTERM exits with
+status 143 (:func:`deepclean_io.commands.run_command_line`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from jsonargparse import CLI
 
 from deepclean_clean.assess import assess
 from deepclean_clean.clean import CleanSummary, clean
+from deepclean_io.commands import run_command_line
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``deepclean-clean``."""
+def _run(argv: list[str]) -> None:
+    """Parse ``argv``, run the subcommand and print a clean run's line."""
     result = CLI(
         {"clean": clean, "evaluate": assess},
         args=argv,
@@ -24,6 +27,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     if isinstance(result, CleanSummary):
         print(result.describe())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``deepclean-clean``."""
+    run_command_line("deepclean-clean", _run, argv)
 
 
 if __name__ == "__main__":

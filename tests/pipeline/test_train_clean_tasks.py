@@ -191,3 +191,18 @@ def test_evaluate_logs_to_wandb_when_enabled(run_dir, monkeypatch):
     )
     assert "--wandb.enabled=true" in task.command()
     assert task.sandbox_env({})["WANDB_API_KEY"] == "secret"
+
+
+def test_clean_summary_listing_missing_frames_fails(run_dir):
+    from deepclean.process import OutputsMissing
+
+    task = _task(Clean, run_dir, branch=0)
+    frame = Path(task.clean_folder()) / "H-H1_DEEPCLEAN-1262308096-2048.gwf"
+    frame.parent.mkdir(parents=True)
+    Path(task.output().path).write_text(
+        json.dumps({"files": [str(frame)], "reused_files": []})
+    )
+    with pytest.raises(OutputsMissing, match="do not exist"):
+        task.check_outputs()
+    frame.write_bytes(b"frame")
+    task.check_outputs()

@@ -26,9 +26,12 @@ model and settings (the summary lists it under ``reused_files``, with its
 flagged frames) and cleans the missing ones, so an interrupted run resumes
 where it stopped. A frame written by another model or settings, or without
 a record, is refused with what differs, unless ``overwrite`` is set, which
-re-cleans it. Temporaries left in the output folder by killed writers are
-removed first. The JSON summary is written last: its existence means the
-run finished.
+re-cleans it; so are frames that overlap this run's under other names (an
+earlier run over another span or with other window edges), which
+``overwrite`` deletes when they lie inside ``[start, end)``. Every
+existing frame is checked before any is written. Temporaries left in the
+output folder by killed writers are removed first. The JSON summary is
+written last: its existence means the run finished.
 """
 
 from __future__ import annotations
@@ -278,6 +281,104 @@ def _overlapped_frames(
         ):
             found.append((path, start, end))
     return found
+
+
+def _data_segments(
+    data_files: list[Path], channels: list[str], sample_rate: float
+) -> list[ContiguousFiles]:
+    """The data files as runs of back-to-back files, in GPS order.
+
+    Raises:
+        ValueError: no files, overlapping or unreadable files, a file
+            without one of ``channels`` or at another sample rate (Hz).
+    """
+    from deepclean_io.hdf5 import contiguous_files
+
+    if not data_files:
+        raise ValueError("no data files given; pass at least one")
+    segments = contiguous_files(data_files)
+    for segment in segments:
+        for path, info in zip(segment.files, segment.infos, strict=True):
+            missing = [c for c in channels if c not in info.channels]
+            if missing:
+                raise ValueError(
+                    f"{path} lacks the model's channels {missing}; fetch "
+                    "them or clean with a model trained on the available "
+                    "channels"
+                )
+            if info.sample_rate != sample_rate:
+                raise ValueError(
+                    f"{path} is sampled at {info.sample_rate} Hz but the "
+                    f"model at {sample_rate} Hz; fetch the data at "
+                    f"{sample_rate} Hz (deepclean-data fetch "
+                    f"--sample_rate {sample_rate:g})"
+                )
+    return segments
+
+
+def _existing_outputs(
+    output_dir: Path,
+    ifo: str,
+    tiles: list[_Tile],
+    provenance: dict[str, Any],
+    overwrite: bool,
+    start: float,
+    end: float,
+) -> dict[Path, list[list] | None]:
+    """Check every existing output frame before any is written.
+
+    Frames that overlap this run's under other names are deleted (with
+    their records) when ``overwrite`` is set and they lie inside
+    ``[start, end)``.
+
+    Args:
+        output_dir: the output folder.
+        ifo: interferometer prefix of the frame names, e.g. ``H1``.
+        tiles: this run's output frames.
+        provenance: model and settings of this run.
+        overwrite: re-clean instead of keeping or refusing.
+        start: requested GPS start, s.
+        end: requested GPS end, s.
+
+    Returns:
+        For each tile's frame, the flagged frames of an identical earlier
+        run's frame to keep, or None where it is to be written.
+
+    Raises:
+        ValueError: frames of another model or settings, frames without a
+            record, or frames that overlap this run's under other names
+            (without ``overwrite``, or reaching outside ``[start, end)``).
+    """
+    flags = {
+        name: _reused_flags(name, provenance, overwrite)
+        for _, _, name in tiles
+    }
+    overlapped = _overlapped_frames(output_dir, ifo, tiles)
+    kept = [
+        (path, a, b)
+        for path, a, b in overlapped
+        if not overwrite or a < start or b > end
+    ]
+    if kept:
+        path, a, b = kept[0]
+        fix = (
+            f"they reach outside [{gps_text(start)}, {gps_text(end)}), so "
+            "--overwrite does not replace them; delete them and their "
+            "records or choose another --output_dir"
+            if overwrite
+            else "choose another --output_dir or pass --overwrite true to "
+            "replace output frames inside [start, end)"
+        )
+        raise ValueError(
+            f"{path} [{a}, {b}) and {len(kept) - 1} other output frame(s) "
+            "overlap this run's output frames under other names (an earlier "
+            "run cleaned another span, with other window edges or another "
+            f"file_length); {fix}"
+        )
+    for path, _, _ in overlapped:
+        record_path(path).unlink(missing_ok=True)
+        path.unlink()
+    return flags
 
 
 def _flag_reason(
@@ -564,7 +665,6 @@ def clean(
     from deepclean_engine import CleaningEngine, load_exported_model
     from deepclean_io.atomic import remove_stale_partials, write_json_atomic
     from deepclean_io.gwf import frame_name, write_gwf
-    from deepclean_io.hdf5 import contiguous_files
 
     began = time.perf_counter()
     model, output_dir = Path(model), Path(output_dir)
@@ -588,25 +688,7 @@ def clean(
         max(1, round(chunk_length / config.frame_length)) * config.frame_length
     )
 
-    if not data_files:
-        raise ValueError("no data files given; pass at least one")
-    segments = contiguous_files(data_files)
-    for segment in segments:
-        for path, info in zip(segment.files, segment.infos, strict=True):
-            missing = [c for c in channels if c not in info.channels]
-            if missing:
-                raise ValueError(
-                    f"{path} lacks the model's channels {missing}; fetch "
-                    "them or clean with a model trained on the available "
-                    "channels"
-                )
-            if info.sample_rate != config.sample_rate:
-                raise ValueError(
-                    f"{path} is sampled at {info.sample_rate} Hz but the "
-                    f"model at {config.sample_rate} Hz; fetch the data at "
-                    f"{config.sample_rate} Hz (deepclean-data fetch "
-                    f"--sample_rate {config.sample_rate:g})"
-                )
+    segments = _data_segments(data_files, channels, config.sample_rate)
     start = segments[0].t0 if start is None else start
     end = segments[-1].end if end is None else end
     if end <= start:
@@ -655,37 +737,10 @@ def clean(
         for segment, first, last in work
         for a, b in _output_tiles(first, last, file_length)
     ]
-    # every existing frame is checked before any is written
-    flags = {
-        name: _reused_flags(name, provenance, overwrite)
-        for _, _, name in tiles
-    }
+    flags = _existing_outputs(
+        output_dir, ifo, tiles, provenance, overwrite, start, end
+    )
     reused = {name for name, kept in flags.items() if kept is not None}
-    overlapped = _overlapped_frames(output_dir, ifo, tiles)
-    kept = [
-        (path, a, b)
-        for path, a, b in overlapped
-        if not overwrite or a < start or b > end
-    ]
-    if kept:
-        path, a, b = kept[0]
-        fix = (
-            f"they reach outside [{gps_text(start)}, {gps_text(end)}), so "
-            "--overwrite does not replace them; delete them and their "
-            "records or choose another --output_dir"
-            if overwrite
-            else "choose another --output_dir or pass --overwrite true to "
-            "replace output frames inside [start, end)"
-        )
-        raise ValueError(
-            f"{path} [{a}, {b}) and {len(kept) - 1} other output frame(s) "
-            "overlap this run's output frames under other names (an earlier "
-            "run cleaned another span, with other window edges or another "
-            f"file_length); {fix}"
-        )
-    for path, _, _ in overlapped:
-        record_path(path).unlink(missing_ok=True)
-        path.unlink()
 
     bar = tqdm(
         total=sum(b - a for _, (a, b), _ in tiles),

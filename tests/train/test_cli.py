@@ -9,8 +9,10 @@ initialise a fine-tuning run.
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -26,9 +28,10 @@ from deepclean_engine import (
 )
 from deepclean_io import read_timeseries
 from deepclean_train.architectures import DeepCleanAutoencoder, DilatedUNet
-from deepclean_train.cli import DeepCleanCLI, main
+from deepclean_train.cli import DeepCleanCLI, main, run
 from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.model import DeepCleanModel
+from deepclean_train.runs import AtomicCheckpointIO
 
 CONFIGS = Path(__file__).parents[2] / "projects" / "train" / "configs"
 TRAIN_DURATION = 128.0
@@ -118,8 +121,9 @@ def fine_tuned(
     architecture: type[torch.nn.Module] = DeepCleanAutoencoder,
     witnesses: list[str] | None = None,
     network_sample_rate: float | None = NETWORK_SAMPLE_RATE,
+    model_file: str = "model.pt",
 ) -> DeepCleanModel:
-    """A model initialised from the trained fixture's ``model.pt``."""
+    """A model initialised from the trained fixture's ``model_file``."""
     witnesses = witnesses or toy.witnesses
     return DeepCleanModel(
         architecture(len(witnesses)),
@@ -129,7 +133,7 @@ def fine_tuned(
         toy.bands,
         1.0,
         network_sample_rate=network_sample_rate,
-        init_from=str(trained / "model.pt"),
+        init_from=str(trained / model_file),
     )
 
 
@@ -252,6 +256,22 @@ class TestFit:
         with pytest.raises(ValueError, match=r"its network .* does not fit"):
             fine_tuned(toy, trained, architecture=DilatedUNet)
 
+    def test_init_from_a_checkpoint_is_refused(
+        self, toy, trained: Path
+    ) -> None:
+        with pytest.raises(
+            ValueError, match=r"best.ckpt is a training checkpoint \(a torch"
+        ):
+            fine_tuned(toy, trained, model_file="best.ckpt")
+
+    def test_init_from_a_truncated_model_is_refused(
+        self, toy, trained: Path, tmp_path: Path
+    ) -> None:
+        data = (trained / "model.pt").read_bytes()
+        (tmp_path / "model.pt").write_bytes(data[: len(data) // 2])
+        with pytest.raises(ValueError, match="truncated or not a TorchScript"):
+            fine_tuned(toy, tmp_path)
+
     def test_init_from_another_network_rate_is_refused(
         self, toy, trained: Path
     ) -> None:
@@ -311,6 +331,7 @@ def test_gpu_overlay_builds(tmp_path: Path) -> None:
     )
     assert cli.datamodule.batch_size == 512
     assert cli.trainer.max_epochs == 100
+    assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
 
 
 @pytest.mark.slow
@@ -362,12 +383,34 @@ class FailAtEpoch(pl.Callback):
             raise NodeLost(f"lost at epoch {self.epoch}")
 
 
-def test_interrupted_fit_resumes_from_last_checkpoint(
+def short_fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
+    """A fit of 3 epochs of 4 batches of 8 windows."""
+    return fit_arguments(toy, data_file, output_dir) + [
+        "--data.batches_per_epoch",
+        "4",
+        "--data.batch_size",
+        "8",
+        "--trainer.max_epochs",
+        "3",
+    ]
+
+
+def logged_epochs(output_dir: Path) -> list[int]:
+    with open(output_dir / "metrics.csv") as metrics:
+        return [
+            int(row["epoch"])
+            for row in csv.DictReader(metrics)
+            if row["val_asdr"]
+        ]
+
+
+def test_interrupted_fit_resumes_only_with_its_settings(
     toy, data_file: Path, tmp_path: Path
 ) -> None:
+    """Resuming restores the run and keeps its metrics; other settings
+    (data span, schedule length, architecture) are refused first."""
     last = tmp_path / "checkpoints" / "last.ckpt"
-    arguments = fit_arguments(toy, data_file, tmp_path)
-    arguments += ["--data.batches_per_epoch", "4", "--trainer.max_epochs", "3"]
+    arguments = short_fit_arguments(toy, data_file, tmp_path)
     with pytest.raises(NodeLost):
         DeepCleanCLI(
             DeepCleanModel,
@@ -378,8 +421,77 @@ def test_interrupted_fit_resumes_from_last_checkpoint(
         )
     state = torch.load(last, map_location="cpu", weights_only=False)
     assert state["epoch"] == 1 and not (tmp_path / "model.pt").exists()
-    main([*arguments, "--ckpt_path", str(last)])
+    assert logged_epochs(tmp_path) == [0, 1]
+    resume = [*arguments, "--ckpt_path", str(last)]
+    for option, value in (
+        ("data.train_offset", "8"),
+        ("trainer.max_epochs", "4"),
+        ("model.arch.init_args.kernel_size", "5"),
+    ):
+        with pytest.raises(ValueError, match=f"settings \\({option}: "):
+            run([*resume, f"--{option}", value])
+    assert logged_epochs(tmp_path) == [0, 1]
+    main(resume)
     state = torch.load(last, map_location="cpu", weights_only=False)
-    assert state["epoch"] == 2
-    assert len(val_asdr_history(tmp_path)) >= 1
+    assert state["global_step"] == 3 * 4
+    assert logged_epochs(tmp_path) == [0, 1, 2]
     assert (tmp_path / "model.pt").exists()
+
+
+def test_truncated_checkpoint_trains_from_scratch(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    last.write_bytes(b"PK\x03\x04 cut short by a node failure")
+    arguments = short_fit_arguments(toy, data_file, tmp_path)
+    main([*arguments, "--trainer.max_epochs", "1", "--ckpt_path", str(last)])
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    assert (tmp_path / "model.pt").exists()
+    assert not list(last.parent.glob("last-v*.ckpt"))
+
+
+def test_unwritable_output_folder_fails_before_training(
+    toy, data_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "taken").write_text("")
+    output_dir = tmp_path / "taken" / "run"
+    with pytest.raises(SystemExit) as exit_status:
+        main(fit_arguments(toy, data_file, output_dir))
+    assert exit_status.value.code == 1
+    message = capsys.readouterr().err
+    assert f"deepclean-train: error: the output folder {output_dir}" in message
+    assert "Traceback" not in message
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_fit_without_a_model(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    """Batch preemption: status 143, last.ckpt kept, nothing exported."""
+    arguments = short_fit_arguments(toy, data_file, tmp_path)
+    arguments += ["--trainer.max_epochs", "50"]
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    executable = Path(sys.executable).parent / "deepclean-train"
+    process = subprocess.Popen(
+        [str(executable), *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not last.exists() and process.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr
+    assert not (tmp_path / "model.pt").exists()
+    assert not (tmp_path / "best.ckpt").exists()
+    assert torch.load(last, weights_only=True)["epoch"] < 49
+    assert not list(tmp_path.rglob("*.partial"))

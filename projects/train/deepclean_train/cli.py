@@ -15,6 +15,24 @@ ddp`` trains data-parallel; only rank 0 writes the exported model.
 Sample rate, bands, kernel length, filter order and channels are
 declared once under ``data`` and linked into ``model``; the
 architecture's ``num_channels`` is the number of witnesses.
+
+Runs stop, fail and resume without leaving wrong outputs
+(:mod:`deepclean_train.runs`):
+
+- every file is written atomically (checkpoints, ``best.ckpt``,
+  ``model.json``, then ``model.pt`` last): ``model.pt`` exists only
+  when the run finished; an earlier one in ``D`` is removed when
+  training starts;
+- SIGTERM (batch preemption, ``timeout``) stops training, keeps
+  ``checkpoints/last.ckpt``, exports nothing and exits with status 143;
+  bad input exits with status 1 and a one-line message (``--debug``
+  shows the traceback);
+- ``--ckpt_path D/checkpoints/last.ckpt`` resumes only a checkpoint
+  written with the same settings (data, model, epoch and step limits,
+  early stopping; see :data:`~deepclean_train.runs.RESULT_SETTINGS`), and
+  ``metrics.csv`` keeps the rows of the restored epochs; a truncated
+  checkpoint is reported and training starts from scratch;
+- ``D`` must be writable before training starts.
 """
 
 import shutil
@@ -23,28 +41,49 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+import yaml
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
     ModelCheckpoint,
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.plugins import CheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from deepclean_engine import MODEL_NAME
+from deepclean_io.atomic import atomic_output, remove_stale_partials
+from deepclean_io.commands import Terminated, run_command_line
 from deepclean_tracking import WandbSettings, wandb_offline
 from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.export import export_model
 from deepclean_train.model import DeepCleanModel
 from deepclean_train.plots import ValidationPlotter
+from deepclean_train.runs import (
+    AtomicCheckpointIO,
+    RecordSettings,
+    ResumableCSVLogger,
+    check_writable,
+    result_settings,
+    resumable_step,
+)
 
 BEST_CHECKPOINT = "best.ckpt"
 
 
 def default_loggers(
-    output_dir: str | Path, settings: WandbSettings
+    output_dir: str | Path, settings: WandbSettings, resume_step: int = 0
 ) -> list[Logger]:
-    """CSV logger in ``output_dir``, plus W&B when enabled."""
-    loggers: list[Logger] = [CSVLogger(output_dir, name="", version="")]
+    """CSV logger in ``output_dir``, plus W&B when enabled.
+
+    Args:
+        output_dir: the run's output folder.
+        settings: W&B settings.
+        resume_step: ``global_step`` of the checkpoint the run resumes
+            (0 for a new run); ``metrics.csv`` keeps the rows before it.
+    """
+    loggers: list[Logger] = [ResumableCSVLogger(output_dir, resume_step)]
     if settings.enabled:
         offline = wandb_offline(settings)
         loggers.append(
@@ -64,8 +103,25 @@ def default_loggers(
     return loggers
 
 
+def _as_list(value: Any) -> list[Any]:
+    """A trainer option that takes one item or a list, as a list."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
 class DeepCleanCLI(LightningCLI):
-    """LightningCLI with linked arguments, default callbacks and export."""
+    """LightningCLI with linked arguments, default callbacks and export.
+
+    Attributes:
+        settings: the run's :func:`~deepclean_train.runs.result_settings`,
+            stored in its checkpoints.
+        resume_step: ``global_step`` of the checkpoint ``fit`` resumes, 0
+            for a new run.
+    """
+
+    settings: dict[str, Any]
+    resume_step: int
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link shared arguments; add checkpoint, early-stop, LR monitor."""
@@ -90,6 +146,9 @@ class DeepCleanCLI(LightningCLI):
                 "checkpoint.filename": "epoch{epoch:03d}-{val_asdr:.4f}",
                 "checkpoint.auto_insert_metric_name": False,
                 "checkpoint.save_last": True,
+                # a new run replaces the checkpoints of an earlier one in
+                # its folder instead of writing last-v1.ckpt beside them
+                "checkpoint.enable_version_counter": False,
             }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
@@ -105,29 +164,90 @@ class DeepCleanCLI(LightningCLI):
         parser.add_lightning_class_args(ValidationPlotter, "validation_plots")
         parser.add_class_arguments(WandbSettings, "wandb")
 
-    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
-        """Build the trainer with the default loggers unless configured.
+    def parse_arguments(
+        self, parser: LightningArgumentParser, args: Any
+    ) -> None:
+        """Parse, then check ``fit``'s ``--ckpt_path`` against the config.
 
-        By default a CSV logger writes directly into
-        ``trainer.default_root_dir`` (not ``lightning_logs/version_N``),
-        plus a W&B logger there when ``wandb.enabled``.
+        This runs before Lightning reads the checkpoint, which would
+        silently replace the model's settings with the checkpoint's. A
+        checkpoint written with other settings is refused, a truncated
+        one is dropped (training starts from scratch); see
+        :func:`~deepclean_train.runs.resumable_step`.
+        """
+        super().parse_arguments(parser, args)
+        dump = yaml.safe_load(
+            parser.dump(self.config, skip_link_targets=False, skip_none=False)
+        )
+        subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        self.settings = result_settings(
+            dump[subcommand] if subcommand else dump
+        )
+        self.resume_step = 0
+        if subcommand == "fit" and config.ckpt_path:
+            step = resumable_step(config.ckpt_path, self.settings)
+            if step is None:
+                config.ckpt_path = None
+            else:
+                self.resume_step = step
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        """Build the trainer with atomic checkpoints and recorded settings.
+
+        Checkpoints are written by
+        :class:`~deepclean_train.runs.AtomicCheckpointIO` unless another
+        checkpoint plugin is configured, and carry the run's settings
+        (:class:`~deepclean_train.runs.RecordSettings`). By default a CSV
+        logger writes directly into ``trainer.default_root_dir`` (not
+        ``lightning_logs/version_N``), plus a W&B logger there when
+        ``wandb.enabled``.
         """
         config = self.config_init
         if self.subcommand:
             config = config[self.subcommand]
         if config.trainer.logger in (None, True) and "logger" not in kwargs:
             kwargs["logger"] = default_loggers(
-                config.trainer.default_root_dir or ".", config.wandb
+                config.trainer.default_root_dir or ".",
+                config.wandb,
+                self.resume_step,
             )
+        plugins = _as_list(kwargs.get("plugins", config.trainer.plugins))
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            plugins.append(AtomicCheckpointIO())
+        callbacks = _as_list(kwargs.get("callbacks", config.trainer.callbacks))
+        kwargs["plugins"] = plugins
+        kwargs["callbacks"] = [*callbacks, RecordSettings(self.settings)]
         return super().instantiate_trainer(**kwargs)
+
+    def before_fit(self) -> None:
+        """Check the output folder and clear what earlier runs left there.
+
+        The folder must be writable (else the export would fail after the
+        training). Temporaries of killed writers are removed, and so are
+        an earlier ``model.pt`` and ``model.json``: ``model.pt`` appears
+        only when this run has finished.
+        """
+        output_dir = Path(self.trainer.default_root_dir)
+        check_writable(output_dir)
+        remove_stale_partials(output_dir, recursive=True)
+        model = output_dir / MODEL_NAME
+        model.unlink(missing_ok=True)
+        model.with_suffix(".json").unlink(missing_ok=True)
 
     def after_fit(self) -> None:
         """Export the best model by ``val_asdr`` into the output folder.
 
         Without checkpoints (or validation) the final weights are exported.
         The W&B run, if any, is finished: training is over.
+
+        Raises:
+            Terminated: SIGTERM arrived while the fit was ending (Lightning
+                then returns normally); nothing is exported.
         """
         trainer = self.trainer
+        if trainer.received_sigterm:
+            raise Terminated()
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
                 logger.experiment.finish()
@@ -140,18 +260,39 @@ class DeepCleanCLI(LightningCLI):
         if best:
             checkpoint = torch.load(best, map_location="cpu")
             model.load_state_dict(checkpoint["state_dict"])
-            shutil.copyfile(best, output_dir / BEST_CHECKPOINT)
+            with atomic_output(output_dir / BEST_CHECKPOINT) as partial:
+                shutil.copyfile(best, partial)
         export_model(model, output_dir, data.train_span)
 
 
+def run(args: list[str]) -> None:
+    """Run the CLI on ``args``.
+
+    Raises:
+        Terminated: Lightning stopped the fit on SIGTERM (it raises its
+            own ``SIGTERMException``, which would exit with status 0,
+            where no handler of ours is installed or in data-parallel
+            processes told by rank 0).
+    """
+    try:
+        DeepCleanCLI(
+            DeepCleanModel,
+            DeepCleanDataModule,
+            save_config_kwargs={"overwrite": True},
+            args=args,
+        )
+    except SIGTERMException as stop:
+        raise Terminated() from stop
+
+
 def main(args: list[str] | None = None) -> None:
-    """Run the CLI (``args`` default to the command line)."""
-    DeepCleanCLI(
-        DeepCleanModel,
-        DeepCleanDataModule,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    """``deepclean-train`` (``args`` default to the command line).
+
+    Exit status 1 with a one-line message on bad input (``--debug`` for
+    the traceback), 143 when stopped by SIGTERM
+    (:func:`deepclean_io.commands.run_command_line`).
+    """
+    run_command_line("deepclean-train", run, args)
 
 
 if __name__ == "__main__":

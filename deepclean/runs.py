@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,16 @@ def differences(
 
 def write_json_atomic(fname: str | os.PathLike, content: Any) -> None:
     """Write JSON through a temporary name in the same folder, fsynced and
-    renamed, so the file is either the old one or the whole new one."""
+    renamed, so the file is either the old one or the whole new one.
+
+    The temporary is named as :mod:`deepclean_io.atomic` names them
+    (that package is not imported here: it brings h5py and numpy, and the
+    pipeline's tasks stay light), so the projects' clean-up finds it.
+    """
     fname = Path(fname)
     fname.parent.mkdir(parents=True, exist_ok=True)
-    partial = fname.with_name(f".{fname.name}.{os.getpid()}.partial")
+    host = socket.gethostname().split(".")[0] or "localhost"
+    partial = fname.with_name(f".{fname.name}.{host}.{os.getpid()}.partial")
     try:
         with open(partial, "w") as stream:
             json.dump(content, stream, indent=2, sort_keys=True)

@@ -15,6 +15,7 @@ from deepclean_engine import (
     load_exported_model,
     save_exported_model,
 )
+from deepclean_io.atomic import partial_path
 from deepclean_io.hdf5 import read_timeseries, write_timeseries
 
 SAMPLE_RATE = 512.0
@@ -524,7 +525,7 @@ def test_back_to_back_files_are_one_segment(model_path, tmp_path):
 def test_stale_temporaries_are_removed(data_file, model_path, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    stale = out / f".H-H1_DEEPCLEAN-{T0}-64.gwf.999999999.partial"
+    stale = partial_path(out / f"H-H1_DEEPCLEAN-{T0}-64.gwf", 999999999)
     stale.write_bytes(bytes(1000))
     clean(model_path, [data_file], out, file_length=64, progress=False)
     assert not stale.exists()

@@ -8,6 +8,7 @@ import pytest
 
 from deepclean_data.cli import main
 from deepclean_data.segments import read_segments
+from deepclean_io.atomic import partial_path
 from deepclean_io.gwf import read_gwf
 from deepclean_io.hdf5 import file_info
 
@@ -132,8 +133,10 @@ def test_temporaries_of_killed_writers_removed(tmp_path):
         text=True,
     ).stdout.strip()
     stale = [
-        output / f".deepclean-{START}-8.hdf5.{dead}.partial",
-        output / "truth" / f".deepclean-{START}-8.hdf5.{dead}.partial",
+        partial_path(output / f"deepclean-{START}-8.hdf5", int(dead)),
+        partial_path(
+            output / "truth" / f"deepclean-{START}-8.hdf5", int(dead)
+        ),
     ]
     for path in stale:
         path.write_bytes(b"\0" * 1000)

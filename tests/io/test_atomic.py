@@ -11,6 +11,7 @@ import pytest
 
 from deepclean_io.atomic import (
     atomic_output,
+    host_label,
     partial_path,
     remove_stale_partials,
     write_json_atomic,
@@ -56,18 +57,22 @@ class TestAtomicOutput:
 
 class TestStalePartials:
     def test_dead_writers_removed_live_ones_kept(self, tmp_path: Path):
-        stale = tmp_path / f".frame.gwf.{dead_pid()}.partial"
+        host = host_label()
+        stale = tmp_path / f".frame.gwf.{host}.{dead_pid()}.partial"
         stale.write_bytes(b"0" * 100)
         live = partial_path(tmp_path / "other.gwf")
         live.write_bytes(b"1")
         unrelated = tmp_path / "data.hdf5"
         unrelated.write_bytes(b"2")
-        nested = tmp_path / "sub" / f".model.pt.{dead_pid()}.partial"
+        nested = tmp_path / "sub" / f".model.pt.{host}.{dead_pid()}.partial"
+        other_host = tmp_path / f".frame.gwf.node042.{dead_pid()}.partial"
+        other_host.write_bytes(b"4")
         nested.parent.mkdir()
         nested.write_bytes(b"3")
 
         assert remove_stale_partials(tmp_path) == [stale]
         assert live.exists() and unrelated.exists() and nested.exists()
+        assert other_host.exists()
         assert remove_stale_partials(tmp_path, recursive=True) == [nested]
 
     def test_missing_folder(self, tmp_path: Path):

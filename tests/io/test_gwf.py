@@ -194,7 +194,7 @@ class TestGwf:
     def test_killed_writer_leaves_a_temporary_the_next_run_removes(
         self, tmp_path, monkeypatch
     ):
-        """The temporary is the shared ``.{name}.{pid}.partial``, which
+        """The temporary is the shared ``.{name}.{host}.{pid}.partial``, which
         ``remove_stale_partials`` deletes once its writer is gone."""
         fname = frame_name(tmp_path, "H1", "llhoft", self.gps, 1)
         seen = []
@@ -210,6 +210,6 @@ class TestGwf:
             write_gwf(fname, {self.strain: np.zeros(16)}, self.gps, 16)
         assert seen == [partial_path(fname)]
         # a writer that died before its cleanup ran: another process id
-        stale = tmp_path / f".{fname.name}.999999999.partial"
+        stale = partial_path(fname, 999999999)
         stale.write_bytes(b"\0" * 64)
         assert remove_stale_partials(tmp_path) == [stale]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
+
+from deepclean_io.atomic import write_text_atomic
 
 Segment = tuple[float, float]
 SegmentSource = Literal["simulated", "dqsegdb", "gwosc"]
@@ -158,12 +159,7 @@ def write_segments(fname: str | Path, segments: Sequence[Segment]) -> Path:
     fname = Path(fname)
     lines = ["# start end (GPS seconds, half-open [start, end))"]
     lines += [f"{_format_gps(s)} {_format_gps(e)}" for s, e in segments]
-    partial = fname.with_name(f".{fname.name}.{os.getpid()}.partial")
-    try:
-        partial.write_text("\n".join(lines) + "\n")
-        os.replace(partial, fname)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_text_atomic(fname, "\n".join(lines) + "\n")
     return fname
 
 

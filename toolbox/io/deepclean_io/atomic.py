@@ -1,10 +1,12 @@
 """Atomic file writing: a temporary name in the destination folder, fsync,
 then rename, so a reader never sees a partial file under the final name.
 
-Temporaries are named ``.{name}.{pid}.partial``. A writer that is killed
-(SIGKILL, a node failure) cannot remove its temporary;
-:func:`remove_stale_partials` does, for every writer whose process is gone,
-and every command that writes into a folder calls it first.
+Temporaries are named ``.{name}.{host}.{pid}.partial``. A writer that is
+killed (SIGKILL, a node failure) cannot remove its temporary;
+:func:`remove_stale_partials` does, for every writer of this host whose
+process is gone, and every command that writes into a folder calls it
+first. Temporaries of other hosts (jobs of a batch system sharing a
+folder) are left alone: their processes cannot be seen from here.
 """
 
 from __future__ import annotations
@@ -13,19 +15,29 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 logger = logging.getLogger("deepclean_io")
 
-PARTIAL_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.partial$")
+PARTIAL_PATTERN = re.compile(
+    r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.partial$"
+)
 
 
-def partial_path(fname: str | os.PathLike) -> Path:
-    """The temporary name this process writes ``fname`` under."""
+def host_label() -> str:
+    """This host's name as it appears in temporaries (no dots)."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+def partial_path(fname: str | os.PathLike, pid: int | None = None) -> Path:
+    """The temporary name process ``pid`` of this host (default: this
+    process) writes ``fname`` under."""
     fname = Path(fname)
-    return fname.with_name(f".{fname.name}.{os.getpid()}.partial")
+    pid = os.getpid() if pid is None else pid
+    return fname.with_name(f".{fname.name}.{host_label()}.{pid}.partial")
 
 
 def _fsync(path: Path) -> None:
@@ -96,8 +108,9 @@ def remove_stale_partials(
 ) -> list[Path]:
     """Delete temporaries left in ``folder`` by writers that were killed.
 
-    A temporary whose writing process still runs is kept, so two jobs
-    writing into one folder do not break each other.
+    A temporary whose writing process still runs, or that another host
+    writes, is kept, so jobs writing into one folder do not break each
+    other.
 
     Args:
         folder: folder to clean up; nothing happens if it does not exist.
@@ -115,7 +128,11 @@ def remove_stale_partials(
     removed = []
     for path in sorted(candidates):
         match = PARTIAL_PATTERN.match(path.name)
-        if match is None or _process_alive(int(match["pid"])):
+        if (
+            match is None
+            or match["host"] != host_label()
+            or _process_alive(int(match["pid"]))
+        ):
             continue
         try:
             size = path.stat().st_size

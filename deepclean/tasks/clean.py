@@ -163,6 +163,21 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
             )
         )
 
+    def context_files(self) -> list[str]:
+        """The branch's file and the fetched files right before and after
+        it: Fetch cuts one segment into back-to-back files, and the
+        cleaner joins them so that no context is lost at the cuts."""
+        path = self.branch_data[0]
+        files = self.fetched_files()
+        index = next(i for i, (p, _, _) in enumerate(files) if p == path)
+        _, start, end = files[index]
+        chosen = [path]
+        if index > 0 and files[index - 1][2] == start:
+            chosen.insert(0, files[index - 1][0])
+        if index + 1 < len(files) and files[index + 1][1] == end:
+            chosen.append(files[index + 1][0])
+        return chosen
+
     def check_outputs(self) -> None:
         """The summary exists and every frame it lists exists."""
         super().check_outputs()
@@ -186,7 +201,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
         ]
 
     def command(self) -> list[str]:
-        path, start, end = self.branch_data
+        _, start, end = self.branch_data
         device = "cuda:0" if self.gpus else "cpu"
         windows = [
             f"--{option}={value}"
@@ -200,7 +215,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
             self.executable("deepclean-clean"),
             "clean",
             f"--model={self.model_path()}",
-            f"--data_files=[{path}]",
+            f"--data_files=[{','.join(self.context_files())}]",
             f"--output_dir={self.run_folder()}",
             f"--start={start}",
             f"--end={end}",

@@ -140,6 +140,28 @@ class TestClean:
             f"clean-{T0 + 4096}-{T0 + 6144}.json"
         )
 
+    def test_back_to_back_files_cleaned_with_their_neighbours(self, run_dir):
+        data = run_dir / "data" / "demo"
+        first = str(data / f"deepclean-{T0}-4096.hdf5")
+        second = str(data / f"deepclean-{T0 + 4096}-2048.hdf5")
+        task = _task(Clean, run_dir, clean_start=T0 + 4000)
+        for branch, expected in ((0, [first, second]), (1, [first, second])):
+            command = task.req(task, branch=branch).command()
+            assert _arg(command, "--data_files=") == f"[{','.join(expected)}]"
+
+    def test_files_across_a_gap_are_not_joined(self, run_dir):
+        data = run_dir / "data" / "gapped"
+        data.mkdir()
+        (data / f"segments-{T0}-{T0 + 6144}.txt").write_text(
+            f"{T0} {T0 + 3072}\n{T0 + 4096} {T0 + 6144}\n"
+        )
+        task = _task(Clean, run_dir, data_run="gapped", clean_start=T0)
+        for branch, name in ((0, f"{T0}-3072"), (1, f"{T0 + 4096}-2048")):
+            command = task.req(task, branch=branch).command()
+            assert _arg(command, "--data_files=") == (
+                f"[{data / f'deepclean-{name}.hdf5'}]"
+            )
+
     def test_window_geometry(self, run_dir):
         task = _task(
             Clean,

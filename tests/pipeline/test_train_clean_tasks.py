@@ -155,6 +155,8 @@ class TestClean:
         (data / f"segments-{T0}-{T0 + 6144}.txt").write_text(
             f"{T0} {T0 + 3072}\n{T0 + 4096} {T0 + 6144}\n"
         )
+        for name in (f"{T0}-3072", f"{T0 + 4096}-2048"):
+            (data / f"deepclean-{name}.hdf5").touch()
         task = _task(Clean, run_dir, data_run="gapped", clean_start=T0)
         for branch, name in ((0, f"{T0}-3072"), (1, f"{T0 + 4096}-2048")):
             command = task.req(task, branch=branch).command()

@@ -158,7 +158,9 @@ class ResumableCSVLogger(CSVLogger):
             as the resumed run logs them again. 0 for a new run.
     """
 
-    def __init__(self, save_dir: str | os.PathLike, resume_step: int = 0):
+    def __init__(
+        self, save_dir: str | os.PathLike, resume_step: int = 0
+    ) -> None:
         super().__init__(save_dir, name="", version="")
         self.resume_step = resume_step
 

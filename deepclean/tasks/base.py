@@ -192,16 +192,20 @@ class DeepCleanTask(law.SandboxTask):
         """Every setting that changes this task's results."""
         return {}
 
-    def complete(self) -> bool:
-        """Outputs exist (and are whole), made with this task's settings.
+    def check_run_folder(self) -> None:
+        """Refuse a run folder that holds results of other settings.
 
         Raises:
-            RunSettingsError: the run folder holds results of other
-                settings (an explicit run name reused).
+            RunSettingsError: listing the differences (only possible with
+                an explicit run name).
         """
         folder = self.run_folder()
         if folder is not None:
             check_settings(folder, self.run_name(), self.run_settings())
+
+    def complete(self) -> bool:
+        """Outputs exist (and are whole), made with this task's settings."""
+        self.check_run_folder()
         done = super().complete()
         if done and not self.is_workflow_task():
             key = self.task_id
@@ -210,9 +214,15 @@ class DeepCleanTask(law.SandboxTask):
                 logger.info(
                     "%s: reusing finished outputs in %s",
                     self.task_family,
-                    folder or self.output_paths()[0],
+                    self.run_folder() or self.output_paths()[0],
                 )
         return done
+
+    def workflow_complete(self):
+        """The workflow's completeness (law asks this instead of
+        :meth:`complete`), after the same run folder check."""
+        self.check_run_folder()
+        return super().workflow_complete()
 
     def is_workflow_task(self) -> bool:
         """Whether this is a workflow (not a branch or a plain task)."""

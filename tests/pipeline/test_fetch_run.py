@@ -1,5 +1,6 @@
 """``law run deepclean.tasks.Fetch`` on the simulated detector."""
 
+import json
 import os
 import subprocess
 import sys
@@ -24,9 +25,10 @@ def _law_run(tmp_path, *args):
 
 
 def test_fetch_simulated_branches_and_resume(tmp_path):
-    data_dir = tmp_path / "data"
+    data_dir = tmp_path / "data" / "demo"
     args = (
-        f"--data-dir={data_dir}",
+        f"--data-dir={data_dir.parent}",
+        "--data-run=demo",
         "--start=1262304000",
         "--end=1262304096",
         "--min-duration=16",
@@ -44,7 +46,9 @@ def test_fetch_simulated_branches_and_resume(tmp_path):
         assert strain.shape == (32 * 512,)
         assert len(f) >= 22  # strain, 21 witnesses, decoys
     assert (tmp_path / "logs" / "fetch-1.log").exists()
-    assert not list(data_dir.glob("*.tmp")) + list(data_dir.glob(".*"))
+    assert not list(data_dir.rglob("*.partial"))
+    settings = json.loads((data_dir / "settings.json").read_text())
+    assert settings["settings"]["sample_rate"] == 512
 
     # a lost file is made again; the finished branch is left alone
     mtime = first.stat().st_mtime_ns
@@ -53,3 +57,8 @@ def test_fetch_simulated_branches_and_resume(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert second.exists()
     assert first.stat().st_mtime_ns == mtime
+
+    # other settings in the same named folder are refused, not reused
+    result = _law_run(tmp_path, *args, "--simulation-seed=7")
+    assert result.returncode != 0
+    assert "simulation_seed: 1126259462 -> 7" in result.stdout + result.stderr

@@ -9,7 +9,7 @@ import torch
 from deepclean_engine import CleaningEngine, asd_ratio
 from deepclean_train.architectures import DeepCleanAutoencoder
 from deepclean_train.data import DeepCleanDataModule
-from deepclean_train.model import DeepCleanModel
+from deepclean_train.model import DeepCleanModel, network_rate_options
 
 
 def make_model(toy, **overrides: object) -> DeepCleanModel:
@@ -151,8 +151,18 @@ def test_training_steps_at_the_network_rate(toy, data_file: Path) -> None:
 
 
 def test_band_above_the_network_passband_is_refused(toy) -> None:
-    with pytest.raises(ValueError, match="lies above 48 Hz"):
+    with pytest.raises(ValueError, match="lies above 48 Hz") as error:
         make_model(toy, network_sample_rate=128.0)
+    rates = network_rate_options(toy.sample_rate, 128.0 * 65 / 48)
+    assert rates and all(r >= 128.0 * 65 / 48 for r in rates)
+    assert all((toy.sample_rate / r).is_integer() for r in rates)
+    assert f"to {rates[0]:g}" in str(error.value)
+
+
+def test_network_rate_options() -> None:
+    assert network_rate_options(4096, 533.3) == [4096 / 7, 1024, 2048]
+    assert network_rate_options(4096, 100) == [4096 / 40, 128, 256]
+    assert network_rate_options(4096, 3000) == []
 
 
 def test_loss_fftlength_longer_than_kernel_is_refused(toy) -> None:

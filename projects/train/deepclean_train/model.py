@@ -28,6 +28,22 @@ from deepclean_train.export import load_pretrained_network
 from deepclean_train.predictor import NoisePredictor
 
 
+def network_rate_options(
+    sample_rate: float, lowest: float, count: int = 3
+) -> list[float]:
+    """The cheapest network rates below ``sample_rate`` of at least
+    ``lowest`` Hz: ``sample_rate`` divided by the largest integer that
+    works, then by powers of two."""
+    largest = int(sample_rate // lowest)
+    factors = [largest] if largest >= 2 else []
+    power = 2 ** (largest.bit_length() - 1)
+    while power >= 2 and len(factors) < count:
+        if power not in factors:
+            factors.append(power)
+        power //= 2
+    return [sample_rate / factor for factor in factors]
+
+
 def _network_factor(
     sample_rate: float,
     network_sample_rate: float | None,
@@ -43,12 +59,16 @@ def _network_factor(
     highest = max(high for _, high in bands)
     if highest > edge:
         needed = highest / edge * network_sample_rate
+        options = [
+            f"{rate:g}" for rate in network_rate_options(sample_rate, needed)
+        ]
+        choices = f"{', '.join(options)} Hz or null" if options else "null"
         raise ValueError(
             f"the band edge {highest:g} Hz lies above {edge:g} Hz, the "
             "highest frequency a network at network_sample_rate "
-            f"{network_sample_rate:g} Hz sees; raise "
-            f"data.network_sample_rate to at least {needed:g} Hz "
-            "(sample_rate divided by an integer) or set it to null"
+            f"{network_sample_rate:g} Hz sees; set data.network_sample_rate "
+            f"to {choices} (rates of at least {needed:g} Hz that divide "
+            f"{sample_rate:g} Hz; null runs the network at the data's rate)"
         )
     return factor
 

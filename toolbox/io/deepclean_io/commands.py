@@ -28,8 +28,14 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
 TERMINATED_STATUS = 128 + signal.SIGTERM
 
 
-class Terminated(Exception):
-    """The process received SIGTERM and stops before finishing its job."""
+class Terminated(BaseException):
+    """The process received SIGTERM and stops before finishing its job.
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`: raised from
+    the signal handler wherever the program happens to be, it must not be
+    caught (and turned into another error) by the ``except Exception``
+    blocks of the libraries it passes through.
+    """
 
     def __init__(self, signum: int = signal.SIGTERM):
         super().__init__(f"received {signal.Signals(signum).name}")

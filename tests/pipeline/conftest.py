@@ -1,8 +1,14 @@
 """Helpers shared by the pipeline tests."""
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def running(pid: int) -> bool:
@@ -27,3 +33,22 @@ def wait_until_gone(pid: int, timeout: float = 10) -> bool:
 def wait_until_gone_fixture():
     """:func:`wait_until_gone`, for tests that stop processes."""
     return wait_until_gone
+
+
+@pytest.fixture
+def law_run(tmp_path):
+    """Run ``law run TASK ARGS...`` from the repository (law's home in
+    ``tmp_path``); returns the completed process."""
+
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        law = Path(sys.executable).parent / "law"
+        return subprocess.run(
+            [str(law), "run", *args],
+            cwd=REPO,
+            env={**os.environ, "LAW_HOME": str(tmp_path / "law")},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run

@@ -1,9 +1,6 @@
 """``law run deepclean.tasks.Fetch`` on the simulated detector."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -11,20 +8,7 @@ import h5py
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _law_run(tmp_path, *args):
-    law = Path(sys.executable).parent / "law"
-    env = {**os.environ, "LAW_HOME": str(tmp_path / "law")}
-    return subprocess.run(
-        [str(law), "run", "deepclean.tasks.Fetch", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def test_fetch_simulated_branches_and_resume(tmp_path):
+def test_fetch_simulated_branches_and_resume(tmp_path, law_run):
     data_dir = tmp_path / "data" / "demo"
     args = (
         f"--data-dir={data_dir.parent}",
@@ -36,7 +20,7 @@ def test_fetch_simulated_branches_and_resume(tmp_path):
         "--sample-rate=512",
         f"--job-log={tmp_path / 'logs' / 'fetch.log'}",
     )
-    result = _law_run(tmp_path, *args)
+    result = law_run("deepclean.tasks.Fetch", *args)
     assert result.returncode == 0, result.stdout + result.stderr
     first = data_dir / "deepclean-1262304000-64.hdf5"
     second = data_dir / "deepclean-1262304064-32.hdf5"
@@ -53,12 +37,12 @@ def test_fetch_simulated_branches_and_resume(tmp_path):
     # a lost file is made again; the finished branch is left alone
     mtime = first.stat().st_mtime_ns
     second.unlink()
-    result = _law_run(tmp_path, *args)
+    result = law_run("deepclean.tasks.Fetch", *args)
     assert result.returncode == 0, result.stdout + result.stderr
     assert second.exists()
     assert first.stat().st_mtime_ns == mtime
 
     # other settings in the same named folder are refused, not reused
-    result = _law_run(tmp_path, *args, "--simulation-seed=7")
+    result = law_run("deepclean.tasks.Fetch", *args, "--simulation-seed=7")
     assert result.returncode != 0
     assert "simulation_seed: 1126259462 -> 7" in result.stdout + result.stderr

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import luigi.configuration
@@ -175,22 +173,8 @@ class TestConfig:
             make(Train, params, sample_rate=100.0)
 
 
-def law_run(tmp_path, *args):
-    law = Path(sys.executable).parent / "law"
-    env = {**os.environ, "LAW_HOME": str(tmp_path / "law")}
-    return subprocess.run(
-        [str(law), "run", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_failed_run_exits_non_zero(tmp_path):
+def test_failed_run_exits_non_zero(tmp_path, law_run):
     result = law_run(
-        tmp_path,
         "deepclean.tasks.Query",
         f"--data-dir={tmp_path / 'data'}",
         "--start=2000",
@@ -199,9 +183,8 @@ def test_failed_run_exits_non_zero(tmp_path):
     assert result.returncode != 0, result.stdout + result.stderr
 
 
-def test_unknown_problem_exits_non_zero_before_any_task(tmp_path):
+def test_unknown_problem_exits_non_zero_before_any_task(tmp_path, law_run):
     result = law_run(
-        tmp_path,
         "deepclean.tasks.Query",
         f"--data-dir={tmp_path / 'data'}",
         "--problems=61Hz",

@@ -71,13 +71,14 @@ def fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
     ]
 
 
-def val_asdr_history(output_dir: Path) -> list[float]:
+def validation_rows(output_dir: Path) -> list[dict[str, str]]:
+    """Rows of ``metrics.csv`` logged at validation."""
     with open(output_dir / "metrics.csv") as metrics:
-        return [
-            float(row["val_asdr"])
-            for row in csv.DictReader(metrics)
-            if row["val_asdr"]
-        ]
+        return [row for row in csv.DictReader(metrics) if row["val_asdr"]]
+
+
+def val_asdr_history(output_dir: Path) -> list[float]:
+    return [float(row["val_asdr"]) for row in validation_rows(output_dir)]
 
 
 @pytest.fixture(scope="module")
@@ -396,12 +397,7 @@ def short_fit_arguments(toy, data_file: Path, output_dir: Path) -> list[str]:
 
 
 def logged_epochs(output_dir: Path) -> list[int]:
-    with open(output_dir / "metrics.csv") as metrics:
-        return [
-            int(row["epoch"])
-            for row in csv.DictReader(metrics)
-            if row["val_asdr"]
-        ]
+    return [int(row["epoch"]) for row in validation_rows(output_dir)]
 
 
 def test_interrupted_fit_resumes_only_with_its_settings(

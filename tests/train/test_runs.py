@@ -4,8 +4,10 @@ import csv
 import logging
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
 import torch
+from lightning.pytorch.demos.boring_classes import BoringModel
 
 from deepclean_engine import save_exported_model
 from deepclean_train import runs
@@ -177,3 +179,44 @@ class TestCheckWritable:
             ValueError, match=f"output folder {folder} cannot be written"
         ):
             check_writable(folder)
+
+
+class ConstantValidation(BoringModel):
+    """Logs the same ``val_asdr`` every epoch: no epoch improves on the
+    first."""
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_asdr", 1.0)
+
+
+class RecordLastEpoch(pl.Callback):
+    """The epoch stored in ``last.ckpt`` when each epoch starts."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        if self.path.exists():
+            self.epochs.append(torch.load(self.path)["epoch"])
+
+
+def test_last_checkpoint_follows_every_epoch(tmp_path: Path) -> None:
+    checkpoint = runs.EveryEpochCheckpoint(
+        dirpath=tmp_path, monitor="val_asdr", save_last=True
+    )
+    record = RecordLastEpoch(tmp_path / "last.ckpt")
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=3,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        callbacks=[checkpoint, record],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(ConstantValidation())
+    assert record.epochs == [0, 1]
+    assert torch.load(tmp_path / "last.ckpt")["epoch"] == 2

@@ -45,7 +45,6 @@ import yaml
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import Logger, WandbLogger
@@ -62,6 +61,7 @@ from deepclean_train.model import DeepCleanModel
 from deepclean_train.plots import ValidationPlotter
 from deepclean_train.runs import (
     AtomicCheckpointIO,
+    EveryEpochCheckpoint,
     RecordSettings,
     ResumableCSVLogger,
     check_writable,
@@ -138,7 +138,7 @@ class DeepCleanCLI(LightningCLI):
         parser.link_arguments(
             "data.witnesses", "model.arch.init_args.num_channels", len
         )
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EveryEpochCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val_asdr",

@@ -1,5 +1,7 @@
 """Training runs that can be stopped, killed and resumed without lying.
 
+- :class:`EveryEpochCheckpoint` keeps ``last.ckpt`` one epoch behind at
+  most, so a preempted run repeats little.
 - :class:`AtomicCheckpointIO` writes every checkpoint through a temporary
   file in its own folder, so ``last.ckpt`` is never half written under
   its final name.
@@ -24,6 +26,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -59,6 +62,37 @@ IGNORED_SETTINGS = (
 """Keys inside :data:`RESULT_SETTINGS` that do not change the result: the
 validation batch size, the fine-tuning start (a checkpoint's weights
 already include it) and what early stopping prints."""
+
+
+class EveryEpochCheckpoint(ModelCheckpoint):
+    """Best checkpoints by the monitored metric, and ``last.ckpt`` after
+    every validation.
+
+    Lightning 2.6 rewrites ``last.ckpt`` only when a best checkpoint is
+    saved in the same step, so after epochs without improvement it lags
+    behind and a preempted run repeats them. Here it follows every epoch.
+    """
+
+    def on_train_epoch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def on_validation_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_missed(trainer)
+
+    def _save_last_if_missed(self, trainer: pl.Trainer) -> None:
+        """Save ``last.ckpt`` unless this step saved a checkpoint."""
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(
+                trainer, self._monitor_candidates(trainer)
+            )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -33,6 +33,10 @@ Runs stop, fail and resume without leaving wrong outputs
   ``metrics.csv`` keeps the rows of the restored epochs; a truncated
   checkpoint is reported and training starts from scratch;
 - ``D`` must be writable before training starts.
+
+``deepclean-train publish D/model.pt --model_dir M`` publishes the
+exported model into the folder ``M`` an online cleaner reads
+(:mod:`deepclean_train.publish`).
 """
 
 import shutil
@@ -59,6 +63,7 @@ from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.export import export_model
 from deepclean_train.model import DeepCleanModel
 from deepclean_train.plots import ValidationPlotter
+from deepclean_train.publish import run_publish
 from deepclean_train.runs import (
     AtomicCheckpointIO,
     EveryEpochCheckpoint,
@@ -70,6 +75,12 @@ from deepclean_train.runs import (
 )
 
 BEST_CHECKPOINT = "best.ckpt"
+PUBLISH_COMMAND = "publish"
+PUBLISH_EPILOG = (
+    "deepclean-train publish MODEL --model_dir D publishes an exported "
+    "model into the folder an online cleaner reads (see "
+    "deepclean-train publish --help)."
+)
 
 
 def default_loggers(
@@ -268,17 +279,24 @@ class DeepCleanCLI(LightningCLI):
 def run(args: list[str]) -> None:
     """Run the CLI on ``args``.
 
+    ``publish`` runs :func:`~deepclean_train.publish.run_publish`; the
+    other subcommands are LightningCLI's.
+
     Raises:
         Terminated: Lightning stopped the fit on SIGTERM (it raises its
             own ``SIGTERMException``, which would exit with status 0,
             where no handler of ours is installed or in data-parallel
             processes told by rank 0).
     """
+    if args[:1] == [PUBLISH_COMMAND]:
+        run_publish(args[1:])
+        return
     try:
         DeepCleanCLI(
             DeepCleanModel,
             DeepCleanDataModule,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"epilog": PUBLISH_EPILOG},
             args=args,
         )
     except SIGTERMException as stop:

@@ -11,9 +11,18 @@ Loading it needs torch only.
 Both files are written atomically (:mod:`deepclean_io.atomic`),
 ``model.json`` first and ``model.pt`` last: an existing ``model.pt`` is
 always complete, and the export that wrote it finished.
+
+A model folder the online cleaner reads (``deepclean-train publish``)
+holds the published ``model.pt`` and, written after it, ``model.json``:
+the model's metadata plus ``version`` (1, 2, ...), ``published`` (UTC ISO
+time), ``sha256`` (of ``model.pt``) and ``source`` (the file it was copied
+from). A ``model.json`` whose ``sha256`` is not that of ``model.pt`` means
+a publication is in progress (or was interrupted); readers wait for it
+(:func:`published_model`).
 """
 
 import copy
+import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -24,7 +33,13 @@ import torch
 from deepclean_io.atomic import atomic_output, write_text_atomic
 
 MODEL_NAME = "model.pt"
+"""The exported model's file name (in a run folder and a model folder)."""
+MODEL_JSON_NAME = "model.json"
+"""Its metadata beside it; in a model folder, the publication record."""
 METADATA_NAME = "metadata.json"
+"""The metadata's name inside ``model.pt``."""
+PUBLICATION_KEYS = ("version", "published", "sha256", "source")
+"""What a publication adds to the model's metadata in ``model.json``."""
 
 
 def save_exported_model(
@@ -119,3 +134,83 @@ def load_exported_model(
             "deepclean-train"
         )
     return module.eval(), json.loads(extra_files[METADATA_NAME])
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hexadecimal SHA-256 of the bytes of ``path``."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_publication(model_dir: str | Path) -> dict[str, Any] | None:
+    """The record ``{model_dir}/model.json``, not checked against
+    ``model.pt`` (see :func:`published_model`).
+
+    Args:
+        model_dir: a folder models are published into.
+
+    Returns:
+        The record (metadata and :data:`PUBLICATION_KEYS`), or None when
+        nothing was published there.
+
+    Raises:
+        ValueError: ``model.json`` is unreadable or not a publication
+            record (e.g. the folder is a training run's output).
+    """
+    path = Path(model_dir) / MODEL_JSON_NAME
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} cannot be read ({error}); publish the model again "
+            "with deepclean-train publish"
+        ) from error
+    if not isinstance(record, dict):
+        record = {}
+    missing = [key for key in PUBLICATION_KEYS if key not in record]
+    if missing or not isinstance(record["version"], int):
+        problem = (
+            f"no {', '.join(missing)}" if missing else "a non-integer version"
+        )
+        raise ValueError(
+            f"{path} is not a publication record ({problem}); publish "
+            "models into a folder of their own with deepclean-train publish"
+        )
+    return record
+
+
+def published_model(
+    model_dir: str | Path,
+) -> tuple[Path, dict[str, Any]] | None:
+    """The model published in ``model_dir`` and its record, if complete.
+
+    Args:
+        model_dir: a folder models are published into.
+
+    Returns:
+        ``(model.pt path, record)``, the record being ``model.json``
+        (metadata and :data:`PUBLICATION_KEYS`); None when nothing is
+        published, or while a publication is in progress: ``model.pt`` is
+        missing or its SHA-256 is not the record's (an interrupted
+        publication stays so until the model is published again).
+
+    Raises:
+        ValueError: ``model.json`` is unreadable or not a publication
+            record.
+    """
+    record = read_publication(model_dir)
+    if record is None:
+        return None
+    model = Path(model_dir) / MODEL_NAME
+    try:
+        digest = file_sha256(model)
+    except FileNotFoundError:
+        return None
+    if digest != record["sha256"]:
+        return None
+    return model, record

@@ -4,6 +4,7 @@ from deepclean import messages
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
+from deepclean.tasks.online import Online, Publish, Replay
 from deepclean.tasks.pipeline import Pipeline
 from deepclean.tasks.train import Train
 
@@ -14,7 +15,10 @@ __all__ = [
     "DeepCleanTask",
     "Evaluate",
     "Fetch",
+    "Online",
     "Pipeline",
+    "Publish",
     "Query",
+    "Replay",
     "Train",
 ]

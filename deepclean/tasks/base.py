@@ -163,6 +163,11 @@ class DeepCleanTask(law.SandboxTask):
         paths.extend(extra_binds())
         return paths
 
+    def commands(self) -> list[list[str]]:
+        """The project commands this task runs, in order (by default the
+        one :meth:`command`)."""
+        return [self.command()]
+
     def command(self) -> list[str]:
         """Argument list of the project command this task runs."""
         raise NotImplementedError
@@ -270,7 +275,8 @@ class DeepCleanTask(law.SandboxTask):
         env = None
         if self.gpus:
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": self.gpus}
-        run_command(self.command(), log_file=self.log_file(), env=env)
+        for command in self.commands():
+            run_command(command, log_file=self.log_file(), env=env)
         self.check_outputs()
 
     @staticmethod

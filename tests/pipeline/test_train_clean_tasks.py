@@ -230,3 +230,68 @@ def test_clean_summary_listing_missing_frames_fails(run_dir):
         task.check_outputs()
     frame.write_bytes(b"frame")
     task.check_outputs()
+
+
+class TestOnline:
+    def test_publish_complete_only_for_this_model(self, run_dir):
+        from deepclean.tasks import Publish
+
+        model = run_dir / "mine" / "model.pt"
+        model.parent.mkdir()
+        model.write_bytes(b"weights")
+        task = _task(
+            Publish, run_dir, model=str(model), model_dir=str(run_dir / "m")
+        )
+        assert task.command()[1:] == [
+            "publish",
+            str(model),
+            f"--model_dir={run_dir / 'm'}",
+        ]
+        assert not task.complete()
+        (run_dir / "m").mkdir()
+        record = Path(task.output().path)
+        record.write_text(json.dumps({"sha256": "another model"}))
+        assert not task.complete()
+        import hashlib
+
+        digest = hashlib.sha256(b"weights").hexdigest()
+        record.write_text(json.dumps({"sha256": digest}))
+        assert task.complete()
+
+    def test_replay_every_file_of_the_stretch(self, run_dir):
+        from deepclean.tasks import Replay
+
+        task = _task(
+            Replay, run_dir, clean_start=T0 + 4000, online_dir=str(run_dir)
+        )
+        commands = task.commands()
+        assert [_arg(c, "--start=") for c in commands] == [
+            str(T0 + 4000),
+            str(T0 + 4096),
+        ]
+        assert [_arg(c, "--duration=") for c in commands] == ["96", "2048"]
+        assert task.output().path.endswith(f"H-H1_llhoft-{T0 + 6143}-1.gwf")
+
+    def test_online_command(self, run_dir):
+        from deepclean.tasks import Online, Replay
+
+        task = _task(Online, run_dir, online_dir=str(run_dir / "online"))
+        command = task.command()
+        assert command[1] == "online"
+        assert _arg(command, "--start=") == str(T0 + 4096 + 16)
+        assert _arg(command, "--end=") == str(T0 + 6144 - 16)
+        assert _arg(command, "--strain_dir=") == Replay.req(task).run_folder()
+        assert _arg(command, "--summary=") == task.output().path
+        live = _task(
+            Online,
+            run_dir,
+            online_dir=str(run_dir / "online"),
+            strain_dir="/frames/llhoft",
+            online_start=T0 + 5000,
+            online_end=T0 + 5010,
+        )
+        assert "frames" not in live.requires()
+        assert _arg(live.command(), "--strain_dir=") == "/frames/llhoft"
+        assert live.output().path.endswith(
+            f"online-{T0 + 5000}-{T0 + 5010}.json"
+        )

@@ -1,4 +1,4 @@
-"""``deepclean-clean``: offline cleaning and evaluation reports.
+"""``deepclean-clean``: offline and online cleaning, evaluation reports.
 
 Each subcommand's options are the arguments of the typed function that
 does the work (``deepclean-clean clean --help``). Expected errors print
@@ -14,18 +14,20 @@ from jsonargparse import CLI
 
 from deepclean_clean.assess import assess
 from deepclean_clean.clean import CleanSummary, clean
+from deepclean_clean.online import OnlineSummary, online
 from deepclean_io.commands import run_command_line
 
 
 def _run(argv: list[str]) -> None:
-    """Parse ``argv``, run the subcommand and print a clean run's line."""
+    """Parse ``argv``, run the subcommand and print a cleaning run's
+    line."""
     result = CLI(
-        {"clean": clean, "evaluate": assess},
+        {"clean": clean, "online": online, "evaluate": assess},
         args=argv,
-        description="DeepClean offline cleaning and evaluation.",
+        description="DeepClean offline and online cleaning and evaluation.",
         as_positional=False,
     )
-    if isinstance(result, CleanSummary):
+    if isinstance(result, CleanSummary | OnlineSummary):
         print(result.describe())
 
 

@@ -81,7 +81,7 @@ def save_model(path: Path, witnesses=WITNESSES, seed=3, **config) -> Path:
 @pytest.fixture(scope="module")
 def stretch(tmp_path_factory):
     """A data file, the model, and its offline cleaning of
-    ``[FIRST, LAST]``."""
+    ``[FIRST, LAST]`` with the online cleaner's default padding."""
     folder = tmp_path_factory.mktemp("stretch")
     rng = np.random.default_rng(5)
     n = int(DURATION * SAMPLE_RATE)
@@ -100,6 +100,7 @@ def stretch(tmp_path_factory):
         start=FIRST,
         end=LAST + 1,
         file_length=1,
+        filter_energy=0.9995,
         progress=False,
     )
     return {"data": data_file, "model": model, "offline": offline}

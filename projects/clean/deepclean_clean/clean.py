@@ -504,9 +504,21 @@ def window_config(
     metadata: dict,
     kernel_length: float | None = None,
     stride: float | None = None,
+    filter_energy: float | None = None,
 ):
     """The model's :class:`~deepclean_engine.CleaningConfig`, with its
-    window geometry optionally replaced.
+    window geometry and band-pass padding optionally replaced.
+
+    Args:
+        metadata: the exported model's metadata.
+        kernel_length: window length, s.
+        stride: seconds between windows.
+        filter_energy: fraction of the band-pass kernel's energy inside
+            the padding of each frame
+            (:func:`deepclean_engine.filters.bandpass_settling_time`):
+            lower values shorten the padding, hence the look-ahead, at a
+            relative RMS error of about ``sqrt(1 - filter_energy)`` in
+            the subtracted noise.
 
     Raises:
         ValueError: a replacement whose discarded window edges are
@@ -515,8 +527,17 @@ def window_config(
             metadata does not record its receptive field.
     """
     from deepclean_engine import CleaningConfig
+    from deepclean_engine.filters import bandpass_settling_time
 
     values = dict(metadata["cleaning"])
+    if filter_energy is not None:
+        default = CleaningConfig.from_dict(values)
+        values["filter_pad"] = bandpass_settling_time(
+            default.bands,
+            default.sample_rate,
+            default.filter_order,
+            filter_energy,
+        )
     if kernel_length is None and stride is None:
         return CleaningConfig.from_dict(values)
     if "receptive_field" not in metadata:
@@ -606,6 +627,7 @@ def clean(
     chunk_length: float = 256.0,
     kernel_length: float | None = None,
     stride: float | None = None,
+    filter_energy: float | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     summary: Path | None = None,
@@ -639,6 +661,8 @@ def clean(
             window must cover half the model's receptive field.
         stride: seconds between windows instead of the model's
             ``1 / inference_sampling_rate``.
+        filter_energy: band-pass kernel energy kept in each frame's
+            padding instead of the model's (see :func:`window_config`).
         batch_size: model windows per forward pass.
         device: ``cpu`` or a CUDA device such as ``cuda:0``.
         summary: JSON summary path; ``{output_dir}/clean-{start}-{end}
@@ -669,7 +693,7 @@ def clean(
     began = time.perf_counter()
     model, output_dir = Path(model), Path(output_dir)
     module, metadata = load_exported_model(model, device)
-    config = window_config(metadata, kernel_length, stride)
+    config = window_config(metadata, kernel_length, stride, filter_energy)
     engine = CleaningEngine(module, config, batch_size, device)
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])

@@ -541,3 +541,22 @@ def test_default_start(frames, tmp_path):
         SAMPLE_RATE,
     )
     assert online_module._default_start(source, folder) == T0 + 21
+
+
+def test_keep_log_file_and_summary(frames, tmp_path):
+    log_file = tmp_path / "online.log"
+    summary_file = tmp_path / "summary.json"
+    run_online(
+        tmp_path,
+        frames,
+        keep=5,
+        log_file=log_file,
+        summary=summary_file,
+    )
+    assert len(outputs(tmp_path)) == 5
+    assert outputs(tmp_path)[-1].endswith(f"-{LAST}-1.gwf")
+    logged = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [line["gps"] for line in logged] == list(range(FIRST, LAST + 1))
+    summary = json.loads(summary_file.read_text())
+    assert summary["first"] == FIRST and summary["last"] == LAST
+    assert summary["frames"] == LAST - FIRST + 1

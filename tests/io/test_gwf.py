@@ -14,7 +14,9 @@ from deepclean_io.gwf import (
     FrameName,
     frame_name,
     gwf_channels,
+    list_frames,
     parse_frame_name,
+    prune_frames,
     read_gwf,
     state_vector_channel,
     write_gwf,
@@ -428,3 +430,24 @@ class TestReadGwf:
         fname.write_bytes(bytes(raw))
         with pytest.raises(ValueError, match="not a readable GWF frame"):
             read_gwf(fname, [TestGwf.strain, TestGwf.state])
+
+
+def test_list_and_prune_frames(tmp_path):
+    for tag in ("llhoft", "lldetchar", "llhoft_DEEPCLEAN"):
+        for gps in (100, 101, 102):
+            frame_name(tmp_path, "H1", tag, gps, 1).touch()
+    (tmp_path / "notes.txt").touch()
+    listed = list_frames(tmp_path, "H1", ("llhoft",))
+    assert [name.gps for name, _ in listed] == [100, 101, 102]
+    prune_frames(tmp_path, "H1", ("llhoft", "lldetchar"), keep=2, now=103)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(
+        [
+            "H-H1_llhoft-101-1.gwf",
+            "H-H1_llhoft-102-1.gwf",
+            "H-H1_lldetchar-101-1.gwf",
+            "H-H1_lldetchar-102-1.gwf",
+            *(f"H-H1_llhoft_DEEPCLEAN-{gps}-1.gwf" for gps in (100, 101, 102)),
+            "notes.txt",
+        ]
+    )

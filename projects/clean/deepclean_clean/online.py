@@ -96,7 +96,8 @@ class InputSecond:
         ready: the state vector was analysis-ready for every sample.
         arrival: wall-clock time the strain frame was written (its
             modification time), s; None when it is missing.
-        read_seconds: time spent reading the frames, s.
+        read_seconds: time spent reading the frames (and looking for
+            them), not waiting between looks, s.
     """
 
     gps: int
@@ -191,17 +192,9 @@ class FrameSource:
 
     def newest_gps(self) -> int | None:
         """GPS of the newest strain frame in ``strain_dir``."""
-        from deepclean_io.gwf import LLHOFT_TAG, parse_frame_name
+        from deepclean_io.gwf import LLHOFT_TAG
 
-        newest = None
-        for path in self.strain_dir.glob(f"{self.ifo[0]}-{self.ifo}_*.gwf"):
-            try:
-                name = parse_frame_name(path)
-            except ValueError:
-                continue
-            if name.tag == LLHOFT_TAG and name.duration == FRAME_LENGTH:
-                newest = name.gps if newest is None else max(newest, name.gps)
-        return newest
+        return newest_frame(self.strain_dir, self.ifo, LLHOFT_TAG)
 
     def read(
         self, gps: int, witnesses: list[str], wait: bool = True
@@ -220,14 +213,15 @@ class FrameSource:
             strain=np.full(size, np.nan),
             witnesses=np.full((len(witnesses), size), np.nan, np.float32),
         )
-        began = self.clock()
-        deadline = began + (self.wait_limit if wait else 0.0)
+        deadline = self.clock() + (self.wait_limit if wait else 0.0)
         strain_done = witness_done = False
         while True:
+            began = time.perf_counter()
             if not strain_done:
                 strain_done = self._read_strain(second)
             if not witness_done:
                 witness_done = self._read_witnesses(second, witnesses)
+            second.read_seconds += time.perf_counter() - began
             if (strain_done and witness_done) or self.clock() >= deadline:
                 break
             self.sleep(self.poll_interval)
@@ -240,7 +234,6 @@ class FrameSource:
             self._note_missing(self.witness_path(gps), gps)
         if not np.isfinite(second.witnesses).all():
             second.witness_missing = True
-        second.read_seconds = self.clock() - began
         return second
 
     def _note_missing(self, path: Path, gps: int) -> None:
@@ -511,31 +504,12 @@ class FrameLog:
                 log.write(line + "\n")
 
 
-def newest_output(output_dir: Path, ifo: str) -> int | None:
-    """GPS of the newest output frame in ``output_dir``."""
-    from deepclean_io.gwf import parse_frame_name
+def newest_frame(directory: Path, ifo: str, tag: str) -> int | None:
+    """GPS of the newest ``tag`` frame of ``ifo`` in ``directory``."""
+    from deepclean_io.gwf import list_frames
 
-    newest = None
-    for path in output_dir.glob(f"{ifo[0]}-{ifo}_{OUTPUT_TAG}-*.gwf"):
-        try:
-            name = parse_frame_name(path)
-        except ValueError:
-            continue
-        newest = name.gps if newest is None else max(newest, name.gps)
-    return newest
-
-
-def prune_outputs(output_dir: Path, ifo: str, keep: float, now: int) -> None:
-    """Delete output frames that ended ``keep`` s before GPS ``now``."""
-    from deepclean_io.gwf import parse_frame_name
-
-    for path in output_dir.glob(f"{ifo[0]}-{ifo}_{OUTPUT_TAG}-*.gwf"):
-        try:
-            name = parse_frame_name(path)
-        except ValueError:
-            continue
-        if name.gps + name.duration <= now - keep:
-            path.unlink(missing_ok=True)
+    frames = list_frames(directory, ifo, (tag,))
+    return frames[-1][0].gps if frames else None
 
 
 @dataclass
@@ -643,7 +617,7 @@ class OnlineCleaner:
         own = self._input(gps)
         size = round(self.source.sample_rate * FRAME_LENGTH)
         raw = own.strain if own is not None else np.full(size, np.nan)
-        self._write(gps, raw, raw, self._context_flags(gps), 0.0, None)
+        self._write(gps, raw, raw, self._context_flags(gps), 0.0)
 
     def write(self, frame: CleanedSegment, compute: float) -> None:
         """Output one cleaned second."""
@@ -656,7 +630,7 @@ class OnlineCleaner:
         if self.model_changed and flags & State.CLEANED:
             flags |= State.MODEL_CHANGED
             self.model_changed = False
-        self._write(gps, raw, cleaned, flags, compute, frame)
+        self._write(gps, raw, cleaned, flags, compute)
 
     def _write(
         self,
@@ -665,9 +639,8 @@ class OnlineCleaner:
         cleaned: np.ndarray,
         flags: State,
         compute: float,
-        frame: CleanedSegment | None,
     ) -> None:
-        from deepclean_io.gwf import frame_name, write_gwf
+        from deepclean_io.gwf import frame_name, prune_frames, write_gwf
 
         began = time.perf_counter()
         raw = np.where(np.isfinite(raw), raw, 0.0)
@@ -738,7 +711,13 @@ class OnlineCleaner:
         summary.frames += 1
         summary.cleaned += bool(flags & State.CLEANED)
         if self.keep is not None:
-            prune_outputs(self.output_dir, self.source.ifo, self.keep, gps)
+            prune_frames(
+                self.output_dir,
+                self.source.ifo,
+                (OUTPUT_TAG,),
+                self.keep,
+                gps + FRAME_LENGTH,
+            )
 
     def check_for_new_model(self, output: int, end: int | None) -> int:
         """Switch to a newly published, valid model at this frame
@@ -994,7 +973,7 @@ def _check_frames_fit(source: FrameSource, model: LoadedModel) -> None:
 def _default_start(source: FrameSource, output_dir: Path) -> int:
     """The second after the newest output frame, else the newest input
     frame (waiting for one to appear)."""
-    written = newest_output(output_dir, source.ifo)
+    written = newest_frame(output_dir, source.ifo, OUTPUT_TAG)
     if written is not None:
         return written + FRAME_LENGTH
     while (newest := source.newest_gps()) is None:

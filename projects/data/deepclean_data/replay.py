@@ -28,7 +28,7 @@ from deepclean_io.gwf import (
     LLDETCHAR_TAG,
     LLHOFT_TAG,
     frame_name,
-    parse_frame_name,
+    prune_frames,
     state_vector_channel,
     write_gwf,
 )
@@ -55,30 +55,6 @@ def wait_until(
         sleep(wait)
     elif wait < -FRAME_DURATION:
         logger.warning("replay is %.1f s behind the wall clock", -wait)
-
-
-def prune_frames(directory: Path, ifo: str, keep: float, now: float) -> None:
-    """Delete ``ifo``'s replay frames that ended ``keep`` s before ``now``.
-
-    Only files named like ``llhoft``/``lldetchar`` frames of ``ifo`` are
-    touched.
-
-    Args:
-        directory: folder holding the frames.
-        ifo: interferometer prefix, e.g. ``"H1"``.
-        keep: seconds of frames to keep, counted back from ``now``.
-        now: GPS end of the newest frame, seconds.
-    """
-    for path in directory.glob(f"{ifo[0]}-{ifo}_*.gwf"):
-        try:
-            name = parse_frame_name(path)
-        except ValueError:
-            continue
-        if (
-            name.tag in (LLHOFT_TAG, LLDETCHAR_TAG)
-            and name.gps + name.duration <= now - keep
-        ):
-            path.unlink(missing_ok=True)
 
 
 def replay(
@@ -193,5 +169,11 @@ def replay(
         )
         written.append((hoft, detchar))
         if keep is not None:
-            prune_frames(output_dir, ifo, keep, gps + FRAME_DURATION)
+            prune_frames(
+                output_dir,
+                ifo,
+                (LLHOFT_TAG, LLDETCHAR_TAG),
+                keep,
+                gps + FRAME_DURATION,
+            )
     return written

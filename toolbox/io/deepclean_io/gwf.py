@@ -140,6 +140,44 @@ def parse_frame_name(path: str | Path) -> FrameName:
     )
 
 
+def list_frames(
+    directory: str | Path, ifo: str, tags: Sequence[str]
+) -> list[tuple[FrameName, Path]]:
+    """Frames of ``ifo`` whose type is one of ``tags``, in GPS order.
+
+    Args:
+        directory: folder holding the frames.
+        ifo: interferometer prefix, e.g. ``"H1"``.
+        tags: frame types, e.g. ``("llhoft",)``.
+
+    Returns:
+        ``(name parts, path)`` of each frame; other files are ignored.
+    """
+    frames = []
+    for path in Path(directory).glob(f"{ifo[0]}-{ifo}_*.gwf"):
+        try:
+            name = parse_frame_name(path)
+        except ValueError:
+            continue
+        if name.tag in tags:
+            frames.append((name, path))
+    return sorted(frames)
+
+
+def prune_frames(
+    directory: str | Path,
+    ifo: str,
+    tags: Sequence[str],
+    keep: float,
+    now: float,
+) -> None:
+    """Delete the frames :func:`list_frames` lists that ended ``keep`` s
+    or more before GPS ``now`` (the end of the newest frame), s."""
+    for name, path in list_frames(directory, ifo, tags):
+        if name.gps + name.duration <= now - keep:
+            path.unlink(missing_ok=True)
+
+
 def write_gwf(
     fname: str | Path,
     data: Mapping[str, np.ndarray],

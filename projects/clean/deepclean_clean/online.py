@@ -423,7 +423,10 @@ def load_model(
         1, len(metadata["witnesses"]), config.kernel_size, device=device
     )
     with torch.no_grad():
-        prediction = module(window)
+        # TorchScript optimises a shape on its first calls: make them
+        # here, not on the first live frames
+        for _ in range(3):
+            prediction = module(window)
     if prediction.shape != (1, config.kernel_size) or not bool(
         torch.isfinite(prediction).all()
     ):
@@ -442,6 +445,11 @@ def load_model(
 class InBandGate:
     """Running in-band ASD ratio of cleaned to raw strain.
 
+    Each second contributes its in-band power (a Hann-windowed
+    periodogram summed over the bands' bins), so the ratio over the last
+    seconds is ``sqrt(sum cleaned power / sum raw power)``: an averaged
+    (Bartlett) estimate at 1 Hz resolution, two 1 s FFTs per second.
+
     Args:
         bands: ``(low, high)`` bands, Hz.
         sample_rate: Hz.
@@ -454,38 +462,39 @@ class InBandGate:
         sample_rate: float,
         length: float,
     ) -> None:
-        self.bands = bands
         self.sample_rate = sample_rate
         self.seconds = max(1, round(length))
-        self._raw: deque[np.ndarray] = deque(maxlen=self.seconds)
-        self._cleaned: deque[np.ndarray] = deque(maxlen=self.seconds)
+        self._powers: deque[tuple[float, float]] = deque(maxlen=self.seconds)
+        self.reset(bands)
 
     def reset(self, bands: Sequence[tuple[float, float]]) -> None:
-        """Forget the history (a new model cleans other bands)."""
+        """Forget the history (a new model may clean other bands)."""
         self.bands = bands
-        self._raw.clear()
-        self._cleaned.clear()
+        self._powers.clear()
+        self._window: np.ndarray | None = None
 
     def update(self, raw: np.ndarray, cleaned: np.ndarray) -> float | None:
         """Add a cleaned second; return the ratio over the kept seconds
         (None until half of them are there)."""
-        self._raw.append(raw)
-        self._cleaned.append(cleaned)
-        if 2 * len(self._raw) < self.seconds:
+        self._powers.append((self._power(raw), self._power(cleaned)))
+        if 2 * len(self._powers) < self.seconds:
             return None
-        raw_power = self._band_power(np.concatenate(self._raw))
-        cleaned_power = self._band_power(np.concatenate(self._cleaned))
+        raw_power = sum(raw for raw, _ in self._powers)
+        cleaned_power = sum(cleaned for _, cleaned in self._powers)
         if raw_power <= 0:
             return None
         return math.sqrt(cleaned_power / raw_power)
 
-    def _band_power(self, series: np.ndarray) -> float:
-        spectrum = np.abs(np.fft.rfft(series * np.hanning(len(series)))) ** 2
-        frequencies = np.fft.rfftfreq(len(series), 1 / self.sample_rate)
-        inside = np.zeros(len(frequencies), bool)
-        for low, high in self.bands:
-            inside |= (frequencies >= low) & (frequencies <= high)
-        return float(spectrum[inside].sum())
+    def _power(self, series: np.ndarray) -> float:
+        if self._window is None or len(self._window) != len(series):
+            frequencies = np.fft.rfftfreq(len(series), 1 / self.sample_rate)
+            inside = np.zeros(len(frequencies), bool)
+            for low, high in self.bands:
+                inside |= (frequencies >= low) & (frequencies <= high)
+            self._window = np.hanning(len(series))
+            self._inside = inside
+        spectrum = np.fft.rfft(series * self._window)
+        return float(np.sum(np.abs(spectrum[self._inside]) ** 2))
 
 
 class FrameLog:

@@ -11,6 +11,7 @@ import pytest
 
 from deepclean_io.atomic import (
     atomic_output,
+    check_writable,
     host_label,
     partial_path,
     remove_stale_partials,
@@ -53,6 +54,20 @@ class TestAtomicOutput:
         ):
             pass
         assert not (tmp_path / "x.json").exists()
+
+
+class TestCheckWritable:
+    def test_creates_the_folder_and_leaves_nothing(self, tmp_path: Path):
+        assert check_writable(tmp_path / "run", "--out") == tmp_path / "run"
+        assert list((tmp_path / "run").iterdir()) == []
+
+    def test_a_file_in_the_way_is_reported(self, tmp_path: Path):
+        (tmp_path / "taken").write_text("")
+        folder = tmp_path / "taken" / "run"
+        with pytest.raises(PermissionError) as error:
+            check_writable(folder, "--output_dir")
+        assert f"output folder {folder} is not writable" in str(error.value)
+        assert "pass a writable --output_dir" in str(error.value)
 
 
 class TestStalePartials:

@@ -164,7 +164,9 @@ class TestRefused:
     def test_unwritable_model_dir(self, tmp_path: Path, first: Path) -> None:
         blocker = tmp_path / "file"
         blocker.write_text("")
-        with pytest.raises(ValueError, match="pass a writable --model_dir"):
+        with pytest.raises(
+            PermissionError, match="pass a writable --model_dir"
+        ):
             publish(first, blocker / "models")
 
 

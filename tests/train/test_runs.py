@@ -15,7 +15,6 @@ from deepclean_train.runs import (
     SETTINGS_KEY,
     AtomicCheckpointIO,
     ResumableCSVLogger,
-    check_writable,
     result_settings,
     resumable_step,
 )
@@ -163,22 +162,6 @@ class TestResumableStep:
     def test_missing_checkpoint(self, tmp_path: Path) -> None:
         with pytest.raises(FileNotFoundError, match="leave out --ckpt_path"):
             resumable_step(tmp_path / "last.ckpt", SETTINGS)
-
-
-class TestCheckWritable:
-    def test_creates_the_folder_and_leaves_nothing(
-        self, tmp_path: Path
-    ) -> None:
-        check_writable(tmp_path / "run")
-        assert list((tmp_path / "run").iterdir()) == []
-
-    def test_a_file_in_the_way_is_reported(self, tmp_path: Path) -> None:
-        (tmp_path / "taken").write_text("")
-        folder = tmp_path / "taken" / "run"
-        with pytest.raises(
-            ValueError, match=f"output folder {folder} cannot be written"
-        ):
-            check_writable(folder)
 
 
 class ConstantValidation(BoringModel):

@@ -41,7 +41,6 @@ import hashlib
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -127,18 +126,6 @@ class CleanSummary:
 def gps_text(gps: float) -> str:
     """GPS time without exponent or trailing zeros: ``1262304000.5``."""
     return np.format_float_positional(gps, trim="-")
-
-
-def _check_writable(output_dir: Path) -> None:
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output_dir):
-            pass
-    except OSError as error:
-        raise PermissionError(
-            f"output directory {output_dir} is not writable ({error}); "
-            "choose another --output_dir"
-        ) from None
 
 
 def _cleanable_span(
@@ -687,7 +674,11 @@ def clean(
     from tqdm.auto import tqdm
 
     from deepclean_engine import CleaningEngine, load_exported_model
-    from deepclean_io.atomic import remove_stale_partials, write_json_atomic
+    from deepclean_io.atomic import (
+        check_writable,
+        remove_stale_partials,
+        write_json_atomic,
+    )
     from deepclean_io.gwf import frame_name, write_gwf
 
     began = time.perf_counter()
@@ -754,7 +745,7 @@ def clean(
     )
     work = _plan(engine, segments, result)
 
-    _check_writable(output_dir)
+    check_writable(output_dir, "--output_dir")
     remove_stale_partials(output_dir)
     tiles = [
         (segment, (a, b), frame_name(output_dir, ifo, OUTPUT_TAG, a, b - a))

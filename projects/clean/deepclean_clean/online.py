@@ -877,8 +877,11 @@ def online(
     """
     import torch
 
-    from deepclean_clean.clean import _check_writable
-    from deepclean_io.atomic import remove_stale_partials, write_json_atomic
+    from deepclean_io.atomic import (
+        check_writable,
+        remove_stale_partials,
+        write_json_atomic,
+    )
 
     strain_dir = Path(strain_dir)
     witness_dir = Path(witness_dir) if witness_dir else strain_dir
@@ -920,7 +923,7 @@ def online(
         poll_interval,
     )
     _check_frames_fit(source, model)
-    _check_writable(output_dir)
+    check_writable(output_dir, "--output_dir")
     remove_stale_partials(output_dir)
     if start is None:
         start = _default_start(source, output_dir)

@@ -56,7 +56,11 @@ from lightning.pytorch.plugins import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from deepclean_engine import MODEL_NAME
-from deepclean_io.atomic import atomic_output, remove_stale_partials
+from deepclean_io.atomic import (
+    atomic_output,
+    check_writable,
+    remove_stale_partials,
+)
 from deepclean_io.commands import Terminated, run_command_line
 from deepclean_tracking import WandbSettings, wandb_offline
 from deepclean_train.data import DeepCleanDataModule
@@ -69,7 +73,6 @@ from deepclean_train.runs import (
     EveryEpochCheckpoint,
     RecordSettings,
     ResumableCSVLogger,
-    check_writable,
     result_settings,
     resumable_step,
 )
@@ -240,7 +243,7 @@ class DeepCleanCLI(LightningCLI):
         only when this run has finished.
         """
         output_dir = Path(self.trainer.default_root_dir)
-        check_writable(output_dir)
+        check_writable(output_dir, "--trainer.default_root_dir")
         remove_stale_partials(output_dir, recursive=True)
         model = output_dir / MODEL_NAME
         model.unlink(missing_ok=True)

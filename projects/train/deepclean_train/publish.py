@@ -22,7 +22,6 @@ an online cleaner that rejected a version retry it), and the versions
 record every one. Publish into ``D`` from one process at a time.
 """
 
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,28 +38,10 @@ from deepclean_engine.exported import (
 )
 from deepclean_io.atomic import (
     atomic_output,
+    check_writable,
     remove_stale_partials,
     write_json_atomic,
 )
-
-
-def _check_writable(model_dir: Path) -> None:
-    """Create ``model_dir`` and check that files can be written into it.
-
-    Raises:
-        ValueError: the folder cannot be created or written.
-    """
-    probe = model_dir / f".publish-probe.{os.getpid()}"
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_output(probe) as partial:
-            partial.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(
-            f"the model folder {model_dir} cannot be written ({error}); "
-            "pass a writable --model_dir"
-        ) from error
 
 
 def publish(model: Path, model_dir: Path) -> dict[str, Any]:
@@ -86,7 +67,7 @@ def publish(model: Path, model_dir: Path) -> dict[str, Any]:
     source = Path(model).resolve()
     model_dir = Path(model_dir)
     _, metadata = load_exported_model(source)
-    _check_writable(model_dir)
+    check_writable(model_dir, "--model_dir")
     remove_stale_partials(model_dir)
     previous = read_publication(model_dir)
     version = 1 if previous is None else previous["version"] + 1

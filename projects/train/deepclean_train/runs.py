@@ -11,8 +11,6 @@
   checkpoint the settings that change what a run trains;
   :func:`resumable_step` refuses to resume a checkpoint written with
   other settings.
-- :func:`check_writable` fails before training, not after it, when the
-  output folder cannot take files.
 """
 
 import csv
@@ -344,26 +342,3 @@ def resumable_step(
             f"that run and export it under this run's settings; {fix}"
         )
     return int(checkpoint["global_step"])
-
-
-def check_writable(folder: str | os.PathLike) -> None:
-    """Create ``folder`` and check that files can be written into it.
-
-    Called before training, so that an export that cannot write its
-    files fails at once instead of after the training.
-
-    Raises:
-        ValueError: the folder cannot be created or written.
-    """
-    folder = Path(folder)
-    probe = folder / f".write-probe.{os.getpid()}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_output(probe) as partial:
-            partial.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(
-            f"the output folder {folder} cannot be written ({error}); pass "
-            "a writable --trainer.default_root_dir"
-        ) from error

@@ -91,6 +91,34 @@ def write_json_atomic(fname: str | os.PathLike, content: object) -> Path:
     return write_text_atomic(fname, json.dumps(content, indent=2) + "\n")
 
 
+def check_writable(folder: str | os.PathLike, option: str) -> Path:
+    """Create ``folder`` and check that files can be written into it, so
+    that a job fails before its work rather than when it saves it.
+
+    Args:
+        folder: the output folder.
+        option: the command-line option that names it, for the message.
+
+    Returns:
+        The folder.
+
+    Raises:
+        PermissionError: naming the folder, the reason and the option.
+    """
+    folder = Path(folder)
+    probe = partial_path(folder / ".write-probe")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise PermissionError(
+            f"the output folder {folder} is not writable ({error}); pass a "
+            f"writable {option}"
+        ) from None
+    return folder
+
+
 def _process_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True

@@ -9,7 +9,7 @@ cores (~180x without I/O).
 
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
        reference|dilated] [--network-sample-rate 512] [--device cpu]
-       [--threads 2] [--batch-size 32] [--kernel-length 4 --stride 3.5]
+       [--threads N] [--batch-size 32] [--kernel-length 4 --stride 3.5]
 """
 
 import argparse
@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from models import (
     ARCHITECTURES,
     add_network_rate_argument,
@@ -29,6 +28,7 @@ from models import (
 from deepclean.couplings import resolve
 from deepclean_clean.clean import clean
 from deepclean_data.simulate import simulate
+from deepclean_engine.threads import choose_threads
 from deepclean_train.export import export_model
 
 GPS_START = 1_250_000_000
@@ -62,7 +62,12 @@ def main() -> None:
     )
     add_network_rate_argument(parser)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the cores other processes leave free)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frame-seconds", type=float, default=64.0)
     parser.add_argument(
@@ -78,7 +83,7 @@ def main() -> None:
         help="seconds between windows instead of the model's (e.g. 4)",
     )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = choose_threads(args.threads)
     resolved = resolve("H1", "60Hz")
     witnesses = list(resolved.witnesses)
 
@@ -99,7 +104,7 @@ def main() -> None:
         print(
             f"{args.architecture} model at "
             f"{metadata['network_sample_rate']:g} Hz, {args.device}, "
-            f"{args.threads} "
+            f"{threads} "
             f"threads, batch {args.batch_size}, windows "
             f"{args.kernel_length or metadata['kernel_length']:g} s every "
             f"{args.stride or metadata['stride']:g} s"
@@ -119,6 +124,7 @@ def main() -> None:
                 stride=args.stride,
                 batch_size=args.batch_size,
                 device=args.device,
+                threads=threads,
                 progress=False,
             )
             wall = time.perf_counter() - began

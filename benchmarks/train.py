@@ -33,7 +33,7 @@ Usage: python benchmarks/train.py [--sample-rate 4096]
        [--epochs 2] [--batches-per-epoch 16] [--batch-size 64]
        [--architectures reference dilated] [--nonlinear-fraction 0.2]
        [--network-sample-rate 512]
-       [--accelerator auto] [--precision 32-true] [--threads 2]
+       [--accelerator auto] [--precision 32-true] [--threads N]
 """
 
 import argparse
@@ -55,6 +55,7 @@ from models import (
 from deepclean_data.simulate import simulate, truth_paths
 from deepclean_data.simulation.config import SimulationConfig
 from deepclean_engine import CleaningEngine, SpectralDensity, in_band_mask
+from deepclean_engine.threads import configure_threads
 from deepclean_io import file_info, read_timeseries
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
@@ -260,9 +261,15 @@ def main() -> None:
         default="32-true",
         help="Lightning precision, e.g. bf16-mixed on a GPU",
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the cores other processes leave free)",
+    )
     arguments = parser.parse_args()
-    torch.set_num_threads(arguments.threads)
+    threads = configure_threads(arguments.threads)
+    print(f"{threads} torch threads")
     pl.seed_everything(0, verbose=False)
     with tempfile.TemporaryDirectory() as folder:
         run(arguments, Path(folder))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import ClassVar
 
 import law
@@ -142,11 +143,19 @@ class DeepCleanTask(law.SandboxTask):
             return (*self.forwarded, *WANDB_FORWARDED)
         return self.forwarded
 
+    def command_env(self, environ: Mapping[str, str]) -> dict[str, str]:
+        """What the command's environment adds to ``environ``: the GPUs,
+        and OpenMP workers that sleep instead of spinning while they wait
+        (on a shared node spinning threads steal the cores they wait
+        for), unless ``OMP_WAIT_POLICY`` is set."""
+        extra = {"OMP_WAIT_POLICY": environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+        if self.gpus:
+            extra["CUDA_VISIBLE_DEVICES"] = self.gpus
+        return extra
+
     def sandbox_env(self, env: dict[str, str]) -> dict[str, str]:
         forwarded = forwarded_variables(os.environ, self.forwarded_patterns())
-        if self.gpus:
-            forwarded["CUDA_VISIBLE_DEVICES"] = self.gpus
-        return forwarded
+        return {**forwarded, **self.command_env(os.environ)}
 
     def bind_paths(self) -> list[str]:
         """Host paths the command uses, bound at the same path if they exist.
@@ -272,9 +281,7 @@ class DeepCleanTask(law.SandboxTask):
     def run(self) -> None:
         self.record_run()
         self.make_output_dirs()
-        env = None
-        if self.gpus:
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": self.gpus}
+        env = {**os.environ, **self.command_env(os.environ)}
         for command in self.commands():
             run_command(command, log_file=self.log_file(), env=env)
         self.check_outputs()

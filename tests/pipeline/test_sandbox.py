@@ -151,6 +151,7 @@ class TestEnvironment:
         assert env["SINGULARITYENV_DEEPCLEAN_IFO"] == "L1"
         assert env["APPTAINERENV_X509_USER_PROXY"] == str(proxy)
         assert env["APPTAINERENV_CUDA_VISIBLE_DEVICES"] == "1"
+        assert env["APPTAINERENV_OMP_WAIT_POLICY"] == "PASSIVE"
         assert env["APPTAINERENV_LAW_SANDBOX"] == f"deepclean::{image}"
         assert env["APPTAINERENV_LAW_CONFIG_FILE"].startswith("/deepclean")
         assert not any("WANDB" in k or "AWS" in k for k in env)

@@ -295,3 +295,14 @@ class TestOnline:
         assert live.output().path.endswith(
             f"online-{T0 + 5000}-{T0 + 5010}.json"
         )
+
+
+def test_commands_get_sleeping_openmp_workers(run_dir, monkeypatch):
+    task = _task(Train, run_dir)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert task.command_env({}) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert task.command_env({"OMP_WAIT_POLICY": "ACTIVE"}) == {
+        "OMP_WAIT_POLICY": "ACTIVE"
+    }
+    gpu = _task(Train, run_dir, gpus="0")
+    assert gpu.command_env({})["CUDA_VISIBLE_DEVICES"] == "0"

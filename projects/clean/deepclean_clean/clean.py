@@ -617,6 +617,7 @@ def clean(
     filter_energy: float | None = None,
     batch_size: int = 32,
     device: str = "cpu",
+    threads: int | None = None,
     summary: Path | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -652,6 +653,8 @@ def clean(
             padding instead of the model's (see :func:`window_config`).
         batch_size: model windows per forward pass.
         device: ``cpu`` or a CUDA device such as ``cuda:0``.
+        threads: torch CPU threads; by default the cores other processes
+            leave free (:func:`deepclean_engine.threads.choose_threads`).
         summary: JSON summary path; ``{output_dir}/clean-{start}-{end}
             .json`` when None. Written last, atomically: its existence
             means the run finished.
@@ -674,6 +677,7 @@ def clean(
     from tqdm.auto import tqdm
 
     from deepclean_engine import CleaningEngine, load_exported_model
+    from deepclean_engine.threads import configure_threads
     from deepclean_io.atomic import (
         check_writable,
         remove_stale_partials,
@@ -683,6 +687,7 @@ def clean(
 
     began = time.perf_counter()
     model, output_dir = Path(model), Path(output_dir)
+    configure_threads(threads)
     module, metadata = load_exported_model(model, device)
     config = window_config(metadata, kernel_length, stride, filter_energy)
     engine = CleaningEngine(module, config, batch_size, device)

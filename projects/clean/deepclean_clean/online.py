@@ -818,7 +818,7 @@ def online(
     stride: float | None = None,
     filter_energy: float | None = 0.9995,
     device: str = "cpu",
-    threads: int = 1,
+    threads: int | None = None,
     log_file: Path | None = None,
     summary: Path | None = None,
 ) -> OnlineSummary:
@@ -859,7 +859,8 @@ def online(
             subtracted noise 0.3 % RMS from the model's padding and the
             same in-band ASD ratio (``benchmarks/latency.py``).
         device: ``cpu`` or ``cuda:N``.
-        threads: torch CPU threads (1 keeps a shared node responsive).
+        threads: torch CPU threads; by default the cores other processes
+            leave free (:func:`deepclean_engine.threads.choose_threads`).
         log_file: also append the JSON frame log to this file.
         summary: write the run's :class:`OnlineSummary` here as JSON when
             ``end`` has been cleaned (atomically: its existence means the
@@ -875,8 +876,8 @@ def online(
             frames.
         PermissionError: an output folder that cannot be written.
     """
-    import torch
 
+    from deepclean_engine.threads import configure_threads
     from deepclean_io.atomic import (
         check_writable,
         remove_stale_partials,
@@ -895,7 +896,7 @@ def online(
             raise FileNotFoundError(
                 f"{label} folder {folder} does not exist; check the path"
             )
-    torch.set_num_threads(threads)
+    configure_threads(threads)
     model = load_model(
         model_dir,
         None,

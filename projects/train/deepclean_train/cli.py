@@ -56,6 +56,7 @@ from lightning.pytorch.plugins import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from deepclean_engine import MODEL_NAME
+from deepclean_engine.threads import configure_threads
 from deepclean_io.atomic import (
     atomic_output,
     check_writable,
@@ -235,7 +236,9 @@ class DeepCleanCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
-        """Check the output folder and clear what earlier runs left there.
+        """Check the output folder and clear what earlier runs left there;
+        run torch on the cores other processes leave free
+        (:func:`deepclean_engine.threads.choose_threads`).
 
         The folder must be writable (else the export would fail after the
         training). Temporaries of killed writers are removed, and so are
@@ -244,6 +247,7 @@ class DeepCleanCLI(LightningCLI):
         """
         output_dir = Path(self.trainer.default_root_dir)
         check_writable(output_dir, "--trainer.default_root_dir")
+        configure_threads()
         remove_stale_partials(output_dir, recursive=True)
         model = output_dir / MODEL_NAME
         model.unlink(missing_ok=True)

@@ -4,9 +4,10 @@ The detectors publish one pair of 1 s GWF frames per second:
 ``{obs}-{ifo}_llhoft-{gps}-1.gwf`` (strain and state vector) and
 ``{obs}-{ifo}_lldetchar-{gps}-1.gwf`` (witnesses). :func:`online` reads
 them as they appear, cleans them with the model published in a model
-folder (:func:`deepclean_engine.published_model`) through the same
-:class:`~deepclean_engine.FrameCleaner` (hence the same engine) as offline
-cleaning and training validation, and writes one frame per input second,
+folder (:func:`deepclean_engine.exported.published_model`) through the
+cleaning engine's streaming form, :class:`~deepclean_engine.FrameCleaner`,
+whose output equals the offline cleaning and the training validation of
+the same data, and writes one frame per input second,
 atomically, ``{obs}-{ifo}_llhoft_DEEPCLEAN-{gps}-1.gwf``, holding
 
 - ``{strain}_DC``: raw strain minus the band-passed predicted noise;
@@ -20,9 +21,10 @@ Every input second yields exactly one output second, in GPS order: input
 that is missing, late, truncated, at another sample rate or without a
 channel is filled with NaN, and the seconds it touches carry the raw
 strain (zeros where the strain itself is missing) and their state bits.
-A second's output needs the model's look-ahead
+A second's output needs the look-ahead
 (:attr:`~deepclean_engine.CleaningConfig.streaming_latency`) of later
-input. One JSON line per output second is printed (and appended to
+input that the model's windows and the band-pass padding
+(``filter_energy``) set. One JSON line per output second is printed (and appended to
 ``log_file``): GPS, compute and read time, latency, in-band ratio, model
 version, state and flags.
 

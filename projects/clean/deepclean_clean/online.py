@@ -24,9 +24,9 @@ strain (zeros where the strain itself is missing) and their state bits.
 A second's output needs the look-ahead
 (:attr:`~deepclean_engine.CleaningConfig.streaming_latency`) of later
 input that the model's windows and the band-pass padding
-(``filter_energy``) set. One JSON line per output second is printed (and appended to
-``log_file``): GPS, compute and read time, latency, in-band ratio, model
-version, state and flags.
+(``filter_energy``) set. One JSON line per output second is printed (and
+appended to ``log_file``): GPS, compute and read time, latency, in-band
+ratio, model version, state and flags.
 
 Restarts resume after the newest output frame (warming the cleaner up on
 the input frames before it that are still on disk). Between frames the

@@ -76,6 +76,18 @@ def is_shared(parameter: luigi.Parameter) -> bool:
     return bool(path) and path["section"] == SECTION
 
 
+@functools.cache
+def section_keys(task_classes: tuple[type, ...]) -> frozenset[str]:
+    """The keys of ``[deepclean]`` that ``task_classes`` read (computed once
+    per set of classes: every task checks the section when it is made)."""
+    return DIRECT_KEYS | {
+        name
+        for task_class in task_classes
+        for name, parameter in task_class.get_params()
+        if is_shared(parameter)
+    }
+
+
 def check_section_keys(task_classes) -> None:
     """Refuse keys of ``[deepclean]`` that no task parameter reads.
 
@@ -88,25 +100,19 @@ def check_section_keys(task_classes) -> None:
     config = luigi.configuration.get_config()
     if not config.has_section(SECTION):
         return
-    valid = set(DIRECT_KEYS)
-    for task_class in task_classes:
-        valid.update(
-            name
-            for name, parameter in task_class.get_params()
-            if is_shared(parameter)
-        )
-    unknown = sorted(set(config.options(SECTION)) - valid)
+    valid = sorted(section_keys(tuple(task_classes)))
+    unknown = sorted(set(config.options(SECTION)) - set(valid))
     if not unknown:
         return
     lines = []
     for key in unknown:
-        near = difflib.get_close_matches(key, sorted(valid), n=1)
+        near = difflib.get_close_matches(key, valid, n=1)
         hint = f" (did you mean {near[0]!r}?)" if near else ""
         lines.append(f"  {key}{hint}")
     raise ConfigError(
         f"unknown key(s) in the [{SECTION}] section of luigi.cfg:\n"
         + "\n".join(lines)
-        + f"\nvalid keys: {', '.join(sorted(valid))}"
+        + f"\nvalid keys: {', '.join(valid)}"
     )
 
 

@@ -90,16 +90,17 @@ class DataParameters(law.Task):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # unknown problems or IFOs, bad bands: fail before any task runs
-        self.resolved()
-
-    def resolved(self) -> Resolved:
-        """Bands and witnesses of the chosen subtraction problems."""
-        return resolve(
+        self._resolved = resolve(
             self.ifo,
             problems_list(self.problems),
             self.couplings_file or None,
             sample_rate=self.sample_rate,
         )
+
+    def resolved(self) -> Resolved:
+        """Bands and witnesses of the chosen subtraction problems (resolved
+        once, when the task is made)."""
+        return self._resolved
 
     def data_settings(self) -> dict:
         """Every setting that changes the data files' content."""

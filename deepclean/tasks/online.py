@@ -18,7 +18,6 @@ from deepclean.tasks.data import Fetch
 from deepclean.tasks.train import Train
 
 LLHOFT = "llhoft"
-OUTPUT_TAG = "llhoft_DEEPCLEAN"
 
 
 def frame_path(folder: str, ifo: str, tag: str, gps: int) -> str:

@@ -37,7 +37,6 @@ written last: its existence means the run finished.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import logging
 import math
@@ -173,15 +172,6 @@ def _contiguous_groups(tiles: list[_Tile], length: float) -> list[list[_Tile]]:
                 continue
         groups.append([tile])
     return groups
-
-
-def _sha256(path: Path) -> str:
-    """Hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _differences(old: Any, new: Any, key: str = "") -> list[str]:
@@ -677,6 +667,7 @@ def clean(
     from tqdm.auto import tqdm
 
     from deepclean_engine import CleaningEngine, load_exported_model
+    from deepclean_engine.exported import file_sha256
     from deepclean_engine.threads import configure_threads
     from deepclean_io.atomic import (
         check_writable,
@@ -728,7 +719,7 @@ def clean(
         json.dumps(
             {
                 "model": {
-                    "sha256": _sha256(model),
+                    "sha256": file_sha256(model),
                     "train_span": metadata.get("train_span"),
                     "package_version": metadata.get("package_version"),
                 },

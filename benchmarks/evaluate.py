@@ -22,8 +22,8 @@ import torch
 
 from deepclean_clean.evaluate import evaluate
 from deepclean_clean.report import write_report
-from deepclean_clean.truth import injection_template
 from deepclean_clean.wiener import wiener_baselines
+from deepclean_io.truth import injection_template
 
 GPS_START = 1_000_000_000.0
 BANDS = [(55.0, 65.0)]

@@ -61,6 +61,7 @@ def assess(
     start: float,
     end: float,
     train_file: Path,
+    mains_channel: str,
     train_start: float | None = None,
     train_end: float | None = None,
     channel_suffix: str = "_DC",
@@ -82,6 +83,10 @@ def assess(
         end: GPS end, s.
         train_file: data on which the Wiener baselines are fitted
             (normally the model's training data).
+        mains_channel: the mains monitor among the model's witnesses
+            (the couplings registry's line witness), whose products with
+            every other witness are the inputs the ``Wiener + products``
+            baseline adds.
         train_start: GPS start of the Wiener training span; file start
             when None.
         train_end: GPS end of that span; file end when None.
@@ -97,15 +102,16 @@ def assess(
     """
     from deepclean_clean.evaluate import evaluate
     from deepclean_clean.report import write_report
-    from deepclean_clean.truth import read_truth
     from deepclean_clean.wiener import find_mains, wiener_baselines
     from deepclean_engine.exported import load_exported_model
     from deepclean_io.hdf5 import read_timeseries
+    from deepclean_io.truth import read_truth
 
     _, metadata = load_exported_model(model)
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])
     bands = metadata["bands"]
+    mains_index = find_mains(witnesses, mains_channel)
     data, t0, sample_rate = read_timeseries(
         data_file, [strain_channel, *witnesses], start, end, dtype=np.float64
     )
@@ -129,7 +135,7 @@ def assess(
             data[strain_channel],
             sample_rate,
             bands,
-            find_mains(witnesses),
+            mains_index,
             fftlength=wiener_fftlength,
         )
     )

@@ -10,16 +10,13 @@ from deepclean_data.simulation.config import (
 )
 from deepclean_data.simulation.detector import (
     DECOY_CHANNELS,
-    MAINS_MARKER,
     ChannelRoles,
     SimulatedDetector,
     decoy_channels,
-    truth_channels,
 )
 
 __all__ = [
     "DECOY_CHANNELS",
-    "MAINS_MARKER",
     "BackgroundConfig",
     "ChannelRoles",
     "CouplingConfig",
@@ -29,5 +26,4 @@ __all__ = [
     "SimulatedDetector",
     "SimulationConfig",
     "decoy_channels",
-    "truth_channels",
 ]

@@ -71,7 +71,7 @@ def cleaned_run(tmp_path_factory):
     return root, data, model
 
 
-def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
+def test_report_compares_deepclean_classical_peers_and_ideal(cleaned_run):
     root, data, model = cleaned_run
     headline = assess(
         model,
@@ -85,7 +85,7 @@ def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
         train_start=START,
         train_end=START + 256,
     )
-    methods = {"DeepClean", "Wiener", "Wiener + products"}
+    methods = {"DeepClean", "Wiener", "Wiener + products", "NOMAD"}
     assert set(headline) == methods | {"ideal"}
     for numbers in (headline[name] for name in methods):
         assert {"in_band_asd_ratio", "range_gain", "excess_over_ideal"} <= (
@@ -93,6 +93,7 @@ def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
         )
     # the baselines remove coupled noise on the simulator
     assert headline["Wiener + products"]["in_band_asd_ratio"] < 0.9
+    assert headline["NOMAD"]["in_band_asd_ratio"] < 0.9
     saved = json.loads((root / "report" / JSON_NAME).read_text())
     assert saved["headline"]["Wiener"]["in_band_asd_ratio"] == pytest.approx(
         headline["Wiener"]["in_band_asd_ratio"]

@@ -32,6 +32,7 @@ Usage: python benchmarks/train.py [--sample-rate 4096]
        [--train-duration 256] [--valid-duration 64] [--test-duration 128]
        [--epochs 2] [--batches-per-epoch 16] [--batch-size 64]
        [--architectures reference dilated] [--nonlinear-fraction 0.2]
+       [--products]
        [--network-sample-rate 512]
        [--accelerator auto] [--precision 32-true] [--threads N]
 """
@@ -191,6 +192,7 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
             "--data.batches_per_epoch",
             str(arguments.batches_per_epoch),
             *network_rate_options(arguments.network_sample_rate),
+            *(["--data.product_witness", MAINS] if arguments.products else []),
         )
         timer = Timer()
         trainer = pl.Trainer(
@@ -253,6 +255,11 @@ def main() -> None:
         default=["reference", "dilated"],
     )
     parser.add_argument("--nonlinear-fraction", type=float, default=0.2)
+    parser.add_argument(
+        "--products",
+        action="store_true",
+        help="add the mains monitor x every other witness as network inputs",
+    )
     parser.add_argument("--accelerator", default="auto")
     parser.add_argument(
         "--precision",

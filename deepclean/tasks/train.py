@@ -47,6 +47,13 @@ class TrainParameters(law.Task):
         description="exported model.pt to fine-tune from (use a lower "
         "learning rate in the YAML)",
     )
+    witness_products = shared(
+        luigi.BoolParameter,
+        default=False,
+        description="feed the network the products of the problems' line "
+        "witness (the mains monitor) with every other witness as extra "
+        "inputs (bilinear couplings)",
+    )
     use_wandb = shared(
         luigi.BoolParameter,
         default=False,
@@ -99,7 +106,16 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             "init_from": (
                 content_identity(self.init_from) if self.init_from else None
             ),
+            "product_witness": self.product_witness(),
         }
+
+    def product_witness(self) -> str | None:
+        """The line witness whose products are network inputs, if on."""
+        if not self.witness_products:
+            return None
+        return self.resolved().require_line_witness(
+            "the witness of Train's witness products"
+        )
 
     def run_folder(self) -> str:
         """``{train_dir}/{train_run}``."""
@@ -177,6 +193,8 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             args += ["--trainer.accelerator=cpu", "--trainer.devices=1"]
         if self.init_from:
             args.append(f"--model.init_from={self.init_from}")
+        if self.witness_products:
+            args.append(f"--data.product_witness={self.product_witness()}")
         if os.path.exists(self.last_checkpoint()):
             args.append(f"--ckpt_path={self.last_checkpoint()}")
         if self.use_wandb:

@@ -107,6 +107,14 @@ class TestTrain:
         command = _task(Train, run_dir, init_from=str(model)).command()
         assert _arg(command, "--model.init_from=") == str(model)
 
+    def test_witness_products_use_the_line_witness(self, run_dir):
+        plain = _task(Train, run_dir)
+        assert not any("product_witness" in a for a in plain.command())
+        task = _task(Train, run_dir, witness_products=True)
+        mains = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+        assert _arg(task.command(), "--data.product_witness=") == mains
+        assert task.run_folder() != plain.run_folder()
+
 
 class TestClean:
     def test_branches_cover_the_requested_stretch(self, run_dir):

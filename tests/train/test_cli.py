@@ -491,3 +491,52 @@ def test_sigterm_stops_the_fit_without_a_model(
     assert not (tmp_path / "best.ckpt").exists()
     assert torch.load(last, weights_only=True)["epoch"] < 49
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_product_witness_adds_network_inputs(tmp_path: Path) -> None:
+    """Declared once under data, linked into the model and the arch."""
+    config = yaml.safe_load((CONFIGS / "reference.yaml").read_text())
+    mains = config["data"]["witnesses"][0]
+    cli = build_cli(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "reference.yaml"),
+        "--data.product_witness",
+        mains,
+    )
+    assert cli.model.hparams.product_witness == mains
+    assert cli.model.network.num_channels == 2 * 21 - 1
+    witnesses = torch.randn(2, 21, 8192)
+    features = cli.model.predictor.features(witnesses)
+    assert features.shape == (2, 41, 8192)
+    standardised = cli.model.predictor.witness_scaler(witnesses)
+    torch.testing.assert_close(
+        features[:, 21], standardised[:, 0] * standardised[:, 1]
+    )
+
+
+def test_product_witness_must_be_a_witness(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="is not among the witnesses"):
+        build_cli(
+            tmp_path,
+            "--config",
+            str(CONFIGS / "reference.yaml"),
+            "--data.product_witness",
+            "H1:PEM-EX_MAINSMON_EBAY_1_DQ",
+        )
+
+
+def test_exported_model_with_products_cleans(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    output_dir = tmp_path / "run"
+    run(
+        short_fit_arguments(toy, data_file, output_dir)
+        + ["--data.product_witness", toy.witnesses[1]]
+    )
+    module, metadata = load_exported_model(output_dir / "model.pt")
+    assert metadata["product_witness"] == toy.witnesses[1]
+    assert module.products.others.tolist() == [0, 2, 3]
+    strain, witnesses, _ = validation_span(data_file, metadata)
+    window = witnesses[None, :, : round(toy.sample_rate)].float()
+    assert module(window).shape == (1, round(toy.sample_rate))

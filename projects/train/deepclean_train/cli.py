@@ -68,6 +68,7 @@ from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.export import export_model
 from deepclean_train.model import DeepCleanModel
 from deepclean_train.plots import ValidationPlotter
+from deepclean_train.predictor import num_inputs
 from deepclean_train.publish import run_publish
 from deepclean_train.runs import (
     AtomicCheckpointIO,
@@ -148,10 +149,13 @@ class DeepCleanCLI(LightningCLI):
             "network_sample_rate",
             "strain_channel",
             "witnesses",
+            "product_witness",
         ):
             parser.link_arguments(f"data.{name}", f"model.{name}")
         parser.link_arguments(
-            "data.witnesses", "model.arch.init_args.num_channels", len
+            ("data.witnesses", "data.product_witness"),
+            "model.arch.init_args.num_channels",
+            num_inputs,
         )
         parser.add_lightning_class_args(EveryEpochCheckpoint, "checkpoint")
         parser.set_defaults(

@@ -38,6 +38,7 @@ from deepclean_engine import (
 from deepclean_engine.config import whole_samples
 from deepclean_engine.resampling import Decimator, resampling_factor
 from deepclean_io import file_info, read_timeseries
+from deepclean_train.predictor import line_index
 
 Band = tuple[float, float]
 SPAN_NAMES = ("train", "valid", "test")
@@ -91,6 +92,9 @@ class DeepCleanDataModule(pl.LightningDataModule):
         network_sample_rate: rate of the training windows, Hz:
             ``sample_rate`` divided by an integer; ``None`` for
             ``sample_rate``.
+        product_witness: witness (the mains monitor) whose products with
+            every other are extra network inputs (declared here with the
+            channels, linked into the model); ``None`` for none.
     """
 
     def __init__(
@@ -109,10 +113,12 @@ class DeepCleanDataModule(pl.LightningDataModule):
         batches_per_epoch: int = 64,
         filter_order: int = 8,
         network_sample_rate: float | None = None,
+        product_witness: str | None = None,
     ) -> None:
         super().__init__()
         if not witnesses:
             raise ValueError("witnesses is empty; list the witness channels")
+        line_index(list(witnesses), product_witness)
         duplicates = sorted({w for w in witnesses if witnesses.count(w) > 1})
         if duplicates:
             raise ValueError(
@@ -143,6 +149,7 @@ class DeepCleanDataModule(pl.LightningDataModule):
         self.fname = Path(fname)
         self.strain_channel = strain_channel
         self.witnesses = list(witnesses)
+        self.product_witness = product_witness
         self.sample_rate = float(sample_rate)
         self.bands = validate_bands(bands, sample_rate)
         self.kernel_length = kernel_length

@@ -23,7 +23,7 @@ from deepclean_engine import (
     save_exported_model,
 )
 from deepclean_train.architectures import receptive_field
-from deepclean_train.predictor import NoisePredictor
+from deepclean_train.predictor import NoisePredictor, line_index
 
 if TYPE_CHECKING:
     from deepclean_train.model import DeepCleanModel
@@ -53,11 +53,16 @@ def model_metadata(
         "cleaning": config.to_dict(),
         "network_sample_rate": config.sample_rate / model.predictor.factor,
         "architecture": type(model.network).__name__,
+        "product_witness": model.hparams.product_witness,
         "receptive_field": receptive_field(
             NoisePredictor(
                 copy.deepcopy(model.network).cpu(),
                 len(model.hparams.witnesses),
                 model.predictor.factor,
+                line_index(
+                    list(model.hparams.witnesses),
+                    model.hparams.product_witness,
+                ),
             ),
             len(model.hparams.witnesses),
             4 * config.kernel_size,
@@ -112,11 +117,13 @@ def load_pretrained_network(model: "DeepCleanModel", path: str | Path) -> None:
         "network_sample_rate": float(
             model.hparams.sample_rate / model.predictor.factor
         ),
+        "product_witness": model.hparams.product_witness,
     }
     for key, value in expected.items():
-        if metadata[key] != value:
+        # models exported before witness products have no product_witness
+        if metadata.get(key) != value:
             raise ValueError(
-                f"cannot fine-tune from {path}: its {key} {metadata[key]} "
+                f"cannot fine-tune from {path}: its {key} {metadata.get(key)} "
                 f"differs from this model's {value}; train from scratch "
                 "or use a model trained on the same channels and rates"
             )

@@ -25,7 +25,7 @@ from deepclean_engine.config import EdgeHandling
 from deepclean_engine.resampling import passband_edge, resampling_factor
 from deepclean_train.data import Band, DeepCleanDataModule, Span
 from deepclean_train.export import load_pretrained_network
-from deepclean_train.predictor import NoisePredictor
+from deepclean_train.predictor import NoisePredictor, line_index
 
 
 def network_rate_options(
@@ -78,8 +78,9 @@ class DeepCleanModel(pl.LightningModule):
 
     ``sample_rate``, ``bands``, ``kernel_length``, ``filter_order``,
     ``strain_channel`` and ``witnesses`` are linked from the data module
-    by the CLI, and so is ``network_sample_rate``; the architecture's
-    ``num_channels`` is the number of witnesses.
+    by the CLI, and so are ``network_sample_rate`` and
+    ``product_witness``; the architecture's ``num_channels`` is the
+    number of network inputs (:func:`num_inputs`).
 
     Args:
         arch: network mapping ``(batch, channels, time)`` standardised
@@ -109,6 +110,9 @@ class DeepCleanModel(pl.LightningModule):
             the resampling filters' pass-band edge (0.375 times this
             rate); ``None`` runs it at ``sample_rate``.
         valid_batch_size: windows per model call when cleaning.
+        product_witness: witness (the mains monitor) whose products with
+            every other witness are extra network inputs; ``None`` for
+            none.
         init_from: exported ``model.pt`` whose network weights initialise
             this model (fine-tuning); its channels must match. Not saved
             in checkpoints (their weights already include it).
@@ -136,12 +140,18 @@ class DeepCleanModel(pl.LightningModule):
         filter_pad: float | None = None,
         network_sample_rate: float | None = None,
         valid_batch_size: int = 64,
+        product_witness: str | None = None,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["arch", "init_from"])
         factor = _network_factor(sample_rate, network_sample_rate, bands)
-        self.predictor = NoisePredictor(arch, len(witnesses), factor)
+        self.predictor = NoisePredictor(
+            arch,
+            len(witnesses),
+            factor,
+            line_index(witnesses, product_witness),
+        )
         self.cleaning_config = CleaningConfig(
             sample_rate=sample_rate,
             bands=tuple(tuple(band) for band in bands),
@@ -216,7 +226,7 @@ class DeepCleanModel(pl.LightningModule):
         """
         witnesses, target = batch
         predictor = self.predictor
-        prediction = predictor.network(predictor.witness_scaler(witnesses))
+        prediction = predictor.network(predictor.features(witnesses))
         loss = self.loss(prediction, target)
         self.log(
             "train_loss",

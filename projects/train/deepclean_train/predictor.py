@@ -3,15 +3,47 @@
 import torch
 from torch import nn
 
-from deepclean_engine import ChannelStandardScaler, StrainScaler
+from deepclean_engine import (
+    ChannelStandardScaler,
+    StrainScaler,
+    WitnessProducts,
+)
 from deepclean_engine.resampling import Decimator, Interpolator
+
+
+def line_index(
+    witnesses: list[str], product_witness: str | None
+) -> int | None:
+    """Row of ``product_witness`` among ``witnesses`` (``None``: none).
+
+    Raises:
+        ValueError: ``product_witness`` is not a witness.
+    """
+    if product_witness is None:
+        return None
+    if product_witness not in witnesses:
+        raise ValueError(
+            f"product_witness {product_witness!r} is not among the "
+            f"witnesses {witnesses}; name one of them (the mains monitor) "
+            "or set it to null"
+        )
+    return witnesses.index(product_witness)
+
+
+def num_inputs(witnesses: list[str], product_witness: str | None) -> int:
+    """Network input channels: the witnesses, then their products."""
+    count = len(witnesses)
+    return count if product_witness is None else 2 * count - 1
 
 
 class NoisePredictor(nn.Module):
     """Raw witnesses in, predicted coupled noise in strain units out.
 
-    ``strain_scale * interpolate(network(standardise(decimate(x))))``:
+    ``strain_scale * interpolate(network(features(decimate(x))))``:
     the exported model and the cleaning engine's noise model. The
+    features are the standardised witnesses and, with ``line_index``,
+    their products with that witness
+    (:class:`~deepclean_engine.WitnessProducts`). The
     network runs at ``1 / factor`` of the data's sample rate between two
     linear-phase FIR filters (:mod:`deepclean_engine.resampling`): the
     coupled noise and the witness content that makes it lie far below
@@ -29,16 +61,27 @@ class NoisePredictor(nn.Module):
         num_channels: number of witness channels.
         factor: integer ratio of the data's sample rate to the
             network's (1: no resampling).
+        line_index: row of the witness whose products with every other
+            are extra network inputs; ``None`` for none.
     """
 
     def __init__(
-        self, network: nn.Module, num_channels: int, factor: int = 1
+        self,
+        network: nn.Module,
+        num_channels: int,
+        factor: int = 1,
+        line_index: int | None = None,
     ) -> None:
         super().__init__()
         self.factor = factor
         resampling = factor > 1
         self.decimator = Decimator(factor) if resampling else nn.Identity()
         self.witness_scaler = ChannelStandardScaler(num_channels)
+        self.products = (
+            nn.Identity()
+            if line_index is None
+            else WitnessProducts(num_channels, line_index)
+        )
         self.network = network
         self.interpolator = (
             Interpolator(factor) if resampling else nn.Identity()
@@ -54,6 +97,18 @@ class NoisePredictor(nn.Module):
         Returns:
             Predicted noise in strain units, ``(batch, time)``.
         """
-        standardised = self.witness_scaler(self.decimator(witnesses))
-        scaled = self.interpolator(self.network(standardised))
+        features = self.features(self.decimator(witnesses))
+        scaled = self.interpolator(self.network(features))
         return self.strain_scaler(scaled, inverse=True)
+
+    def features(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """The network's inputs from witnesses at the network's rate.
+
+        Args:
+            witnesses: raw witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Standardised witnesses, then their products with the line
+            witness if any: ``(batch, features, time)``.
+        """
+        return self.products(self.witness_scaler(witnesses))

@@ -23,6 +23,7 @@ from deepclean_engine.filters import (
     butterworth_sos,
     validate_bands,
 )
+from deepclean_engine.products import WitnessProducts
 from deepclean_engine.scalers import ChannelStandardScaler, StrainScaler
 from deepclean_engine.spectral import (
     ASDRatioLoss,
@@ -46,6 +47,7 @@ __all__ = [
     "NoiseModel",
     "SpectralDensity",
     "StrainScaler",
+    "WitnessProducts",
     "asd_ratio",
     "bandpass_settling_time",
     "butterworth_sos",

@@ -106,3 +106,73 @@ def test_resampling_factor() -> None:
         resampling_factor(4096.0, 600.0)
     with pytest.raises(ValueError, match="divided by an integer"):
         resampling_factor(4096.0, 8192.0)
+
+
+class TestDecimatedWindows:
+    """``Decimator.windows``: a span's windows decimated as if alone."""
+
+    @staticmethod
+    def one_by_one(
+        decimator: Decimator, x: torch.Tensor, kernel: int, stride: int
+    ) -> torch.Tensor:
+        return decimator(x.unfold(-1, kernel, stride).transpose(0, 1))
+
+    @pytest.mark.parametrize(
+        ("factor", "kernel", "stride"),
+        [
+            (8, 2048, 1024),  # 2 s every 1 s at 1024 Hz
+            (16, 8192, 4096),  # 2 s every 1 s at 4096 Hz
+            (16, 20480, 16384),  # 5 s every 4 s
+            (16, 8192, 8192),  # back to back
+            (16, 4096, 6144),  # gaps between windows
+            (16, 8192, 3000),  # stride off the decimated grid
+        ],
+    )
+    def test_equals_decimating_each_window(
+        self, factor: int, kernel: int, stride: int
+    ) -> None:
+        x = torch.randn(3, 6 * stride + kernel + 5, dtype=torch.float64)
+        decimator = Decimator(factor)
+        windows = decimator.windows(x, kernel, stride)
+        expected = self.one_by_one(decimator, x, kernel, stride)
+        assert windows.shape == (7, 3, kernel // factor)
+        torch.testing.assert_close(windows, expected, rtol=0, atol=1e-12)
+
+    def test_window_edges_are_recomputed(self) -> None:
+        """The span's own decimation differs at the inner window edges
+        (it sees the neighbouring data), so the test above checks them."""
+        factor, kernel, stride = 16, 8192, 4096
+        x = torch.randn(2, 4 * stride + kernel, dtype=torch.float64)
+        decimator = Decimator(factor)
+        shared = decimator(x).unfold(-1, kernel // factor, stride // factor)
+        shared = shared.transpose(0, 1)
+        windows = decimator.windows(x, kernel, stride)
+        edge = -(-decimator.half_length // factor)
+        inner = (windows - shared)[1:-1].abs()
+        assert (inner[..., :edge].amax(dim=-1) > 1e-3).all()
+        assert (inner[..., -edge:].amax(dim=-1) > 1e-3).all()
+        assert inner[..., edge:-edge].max() < 1e-12
+
+    def test_scripted_and_float32(self) -> None:
+        x = 100 * torch.randn(4, 5 * 4096 + 8192)
+        decimator = Decimator(16)
+        scripted = torch.jit.script(decimator)
+        expected = self.one_by_one(decimator, x, 8192, 4096)
+        # float32: the blocks of the span and of a window add in another
+        # order, so results agree to rounding
+        scale = expected.abs().max()
+        torch.testing.assert_close(
+            scripted.windows(x, 8192, 4096),
+            expected,
+            rtol=0,
+            atol=1e-6 * scale,
+        )
+
+
+def test_decimator_loads_state_dicts_of_other_block_layouts() -> None:
+    """Checkpoints saved with 32-sample blocks hold another matrix."""
+    decimator = Decimator(16)
+    x = torch.randn(2, 4096, dtype=torch.float64)
+    before = decimator(x)
+    decimator.load_state_dict({"matrix": torch.zeros(512, 64)})
+    torch.testing.assert_close(decimator(x), before, rtol=0, atol=0)

@@ -449,10 +449,12 @@ def _clean_span(
             [strain_channel, *witnesses],
             *engine.required_span(chunk_start, chunk_end),
         )
+        # one pass each: no copy of float64 strain, witnesses converted
+        # while stacked
         cleaned = engine.clean(
-            torch.from_numpy(data[strain_channel].astype(np.float64)),
+            torch.from_numpy(np.asarray(data[strain_channel], np.float64)),
             torch.from_numpy(
-                np.stack([data[w] for w in witnesses]).astype(np.float32)
+                np.stack([data[w] for w in witnesses], dtype=np.float32)
             ),
             t0,
         )

@@ -97,8 +97,47 @@ class NoisePredictor(nn.Module):
         Returns:
             Predicted noise in strain units, ``(batch, time)``.
         """
-        features = self.features(self.decimator(witnesses))
-        scaled = self.interpolator(self.network(features))
+        return self._from_decimated(self.decimator(witnesses))
+
+    @torch.jit.export
+    def forward_span(
+        self, witnesses: torch.Tensor, kernel: int, stride: int
+    ) -> torch.Tensor:
+        """Predict the noise of every window of a span.
+
+        The same as :meth:`forward` on the span's windows
+        ``witnesses.unfold(-1, kernel, stride).transpose(0, 1)`` (up to
+        float rounding), but the span is decimated once instead of window
+        by window (:meth:`~deepclean_engine.resampling.Decimator.windows`)
+        and no window is copied at the data's rate. Offline cleaning and
+        validation call it through the cleaning engine.
+
+        Args:
+            witnesses: raw witnesses, ``(channels, time)``; windows start
+                at samples ``0, stride, 2 * stride, ...``.
+            kernel: window length, samples.
+            stride: samples between window starts.
+
+        Returns:
+            Predicted noise in strain units, ``(windows, kernel)``.
+        """
+        if hasattr(self.decimator, "windows"):
+            decimated = self.decimator.windows(witnesses, kernel, stride)
+        else:
+            decimated = witnesses.unfold(-1, kernel, stride).transpose(0, 1)
+        return self._from_decimated(decimated)
+
+    def _from_decimated(self, witnesses: torch.Tensor) -> torch.Tensor:
+        """Noise in strain units from witnesses at the network's rate.
+
+        Args:
+            witnesses: raw decimated witnesses, ``(batch, channels, time
+                / factor)``.
+
+        Returns:
+            ``(batch, time)``.
+        """
+        scaled = self.interpolator(self.network(self.features(witnesses)))
         return self.strain_scaler(scaled, inverse=True)
 
     def features(self, witnesses: torch.Tensor) -> torch.Tensor:

@@ -118,7 +118,14 @@ class CleaningEngine:
         model: callable mapping witness windows ``(batch, channels,
             kernel_size)`` in witness units to predicted coupled noise
             ``(batch, kernel_size)`` in strain units (scaling included).
-            It must already be on the compute device. An ``nn.Module`` in
+            It must already be on the compute device. A model with a
+            method ``forward_span(witnesses, kernel, stride)`` (span
+            ``(channels, time)`` -> ``(windows, kernel_size)``, the same
+            as calling the model on the span's windows) is given whole
+            spans of windows instead, which saves the window copies and
+            lets it share work between overlapping windows (the
+            exported :class:`~deepclean_train.predictor.NoisePredictor`
+            decimates each span once). An ``nn.Module`` in
             training mode is switched to eval for each call and back.
             Assign ``engine.model`` to hot-swap a model with the same
             config.
@@ -260,6 +267,10 @@ class CleaningEngine:
     ) -> torch.Tensor:
         """Predict ``num_windows`` windows starting ``offset`` samples in.
 
+        A model with a ``forward_span`` method (exported models since the
+        span entry point) gets the span of each batch of windows once;
+        any other is called on copies of the windows.
+
         Returns:
             Predicted noise, shape ``(num_windows, kernel_size)``.
         """
@@ -267,17 +278,27 @@ class CleaningEngine:
         span = witnesses[
             :, offset : offset + (num_windows - 1) * stride + kernel
         ]
+        forward_span = getattr(self.model, "forward_span", None)
         windows = span.unfold(-1, kernel, stride).transpose(0, 1)
         predictions = []
         with _inference(self.model):
             for begin in range(0, num_windows, self.batch_size):
-                batch = windows[begin : begin + self.batch_size].contiguous()
-                prediction = self.model(batch)
-                if prediction.shape != (batch.shape[0], kernel):
+                count = min(self.batch_size, num_windows - begin)
+                if forward_span is None:
+                    batch = windows[begin : begin + count].contiguous()
+                    prediction = self.model(batch)
+                else:
+                    first = begin * stride
+                    batch = span[
+                        :, first : first + (count - 1) * stride + kernel
+                    ]
+                    prediction = forward_span(batch, kernel, stride)
+                if prediction.shape != (count, kernel):
+                    shape = (count, *windows.shape[1:])
                     raise ValueError(
                         f"the model returned shape {tuple(prediction.shape)}"
-                        f" for windows of shape {tuple(batch.shape)}; a "
-                        f"noise model must return (batch, {kernel})"
+                        f" for windows of shape {shape}; a noise model "
+                        f"must return (batch, {kernel})"
                     )
                 predictions.append(prediction)
         return torch.cat(predictions)

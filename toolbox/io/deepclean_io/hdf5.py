@@ -408,6 +408,8 @@ class ContiguousFiles:
             raise ValueError(
                 f"requested span [{start!r}, {end!r}) holds no sample"
             )
+        if len(pieces) == 1:  # freshly read arrays: no copy needed
+            return pieces[0], first_sample, self.sample_rate
         data = {
             name: np.concatenate([piece[name] for piece in pieces])
             for name in pieces[0]

@@ -7,18 +7,22 @@ from deepclean_data.simulation.config import (
     MainsConfig,
     MotionConfig,
     SimulationConfig,
+    load_simulation_config,
 )
 from deepclean_data.simulation.detector import (
     DECOY_CHANNELS,
+    DRIFT_CHANNEL,
     MAINS_MARKER,
     ChannelRoles,
     SimulatedDetector,
     decoy_channels,
+    drift_channel,
     truth_channels,
 )
 
 __all__ = [
     "DECOY_CHANNELS",
+    "DRIFT_CHANNEL",
     "MAINS_MARKER",
     "BackgroundConfig",
     "ChannelRoles",
@@ -29,5 +33,7 @@ __all__ = [
     "SimulatedDetector",
     "SimulationConfig",
     "decoy_channels",
+    "drift_channel",
+    "load_simulation_config",
     "truth_channels",
 ]

@@ -275,6 +275,9 @@ class TestOptionalCouplings:
         only_linear = SimulationConfig(
             coupling=CouplingConfig(drift_depth=0.3, drift_terms=("linear",))
         )
+        with pytest.raises(ValueError, match="drift_witness is False"):
+            SimulatedDetector(roles, self.RATE, 0, only_linear)
+        roles = ChannelRoles.assign(STRAIN, WITNESSES)
         coupling = SimulatedDetector(roles, self.RATE, 0, only_linear).coupling
         assert np.all(coupling.linear.drift != 0)
         assert np.all(coupling.bilinear.drift == 0)

@@ -12,8 +12,9 @@ instant (so a network seeing ~1 s of witness data can learn them):
 - nonlinear: the same with products ``a_i a_j`` of pairs of motions;
 - rectified (optional): the same with ``|a_i| - mean(|a_i|)``.
 
-Every gain drifts as ``g(t) = g (1 + sum_k c_k u_k(t))`` with slow modes
-``u_k`` (periods of hours) shared by all terms. Angular channels may be
+Every gain of the terms in ``drift_terms`` (all by default) drifts as
+``g(t) = g (1 + sum_k c_k u_k(t))`` with slow modes ``u_k`` (periods of
+hours) shared by all terms. Angular channels may be
 left uncoupled: their motion is recorded but never reaches strain.
 """
 

@@ -251,6 +251,12 @@ class SimulatedDetector:
         config: SimulationConfig,
         executor: Executor | None = None,
     ) -> None:
+        if bool(roles.drift) != config.coupling.drift_witness:
+            raise ValueError(
+                f"the channel roles list drift witnesses {roles.drift} but "
+                f"coupling.drift_witness is {config.coupling.drift_witness}; "
+                "assign the roles with drift=config.coupling.drift_witness"
+            )
         self.roles = roles
         self.sample_rate = float(sample_rate)
         self.seed = seed

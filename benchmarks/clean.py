@@ -95,6 +95,7 @@ def main() -> None:
             args.duration,
             STRAIN,
             witnesses,
+            resolved.line_witness,
             progress=False,
         )
         model = export_untrained(

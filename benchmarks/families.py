@@ -73,7 +73,6 @@ from deepclean_clean.evaluate import (
     evaluate,
 )
 from deepclean_clean.nomad import nomad_baseline
-from deepclean_clean.truth import read_truth
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation import load_simulation_config
@@ -84,6 +83,7 @@ from deepclean_engine import (
 )
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
 from deepclean_io import file_info, read_timeseries
+from deepclean_io.truth import read_truth
 from deepclean_train.cli import run as train
 
 PRESETS = Path(__file__).parent / "families"
@@ -94,7 +94,8 @@ TRAIN_CONFIG = (
 STRAIN = "H1:GDS-CALIB_STRAIN"
 ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
 ASC_LOOPS += ("SRC2", "DHARD", "CHARD", "DSOFT", "CSOFT")
-WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ"] + [
+MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+WITNESSES = [MAINS] + [
     f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
 ]
 SAMPLE_RATE = 4096.0
@@ -277,6 +278,7 @@ def run_family(
         end - GPS_START,
         STRAIN,
         WITNESSES,
+        MAINS,
         sample_rate=SAMPLE_RATE,
         seed=seed,
         config=config,
@@ -315,7 +317,7 @@ def run_family(
             test[STRAIN],
             SAMPLE_RATE,
             [band],
-            find_mains(witnesses),
+            find_mains(witnesses, MAINS),
         )
         seconds = time.perf_counter() - began
         offset = round((cleaned_t0 - t0) * SAMPLE_RATE)

@@ -36,6 +36,7 @@ from deepclean_clean.evaluate import (
 from deepclean_engine import CleaningEngine, load_exported_model
 from deepclean_engine.filters import bandpass_settling_time
 from deepclean_io.hdf5 import file_info, read_timeseries
+from deepclean_io.truth import read_truth
 
 ENERGIES = (0.99999, 0.9999, 0.9995, 0.999, 0.995)
 BANDS = ((55.0, 65.0), (58.0, 62.0), (10.0, 13.0), (176.0, 184.0))
@@ -83,13 +84,7 @@ def quality_table(model_path: Path, data: Path, duration: float) -> list[str]:
     series, t0, rate = read_timeseries(
         data, [strain_channel, *witnesses], start, end
     )
-    truth, _, _ = read_timeseries(
-        data.parent / "truth" / data.name,
-        [f"{strain_channel}_BACKGROUND", f"{strain_channel}_INJECTIONS"],
-        start,
-        end,
-    )
-    ideal_full = sum(truth.values())
+    ideal_full = read_truth(data, start, end).ideal
     strain = torch.from_numpy(series[strain_channel].astype(np.float64))
     witness = torch.from_numpy(
         np.stack([series[w] for w in witnesses]).astype(np.float32)

@@ -323,7 +323,8 @@ def main() -> None:
         help="skip the run next to a competing CPU-bound process",
     )
     args = parser.parse_args()
-    witnesses = list(resolve("H1", "60Hz").witnesses)
+    resolved = resolve("H1", "60Hz")
+    witnesses = list(resolved.witnesses)
     options = ["--threads", args.threads]
     options += ["--filter_energy", args.filter_energy]
     if args.kernel_length is not None:
@@ -362,6 +363,7 @@ def main() -> None:
             span,
             STRAIN,
             witnesses,
+            resolved.line_witness,
             sample_rate=SAMPLE_RATE,
             progress=False,
         )

@@ -17,11 +17,13 @@ import time
 from pathlib import Path
 
 from deepclean.couplings import resolve
-from deepclean_data.simulate import simulate, truth_paths
+from deepclean_data.simulate import simulate
 from deepclean_data.simulation import InjectionConfig, SimulationConfig
+from deepclean_io.truth import truth_paths
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
-WITNESSES = list(resolve("H1", "60Hz").witnesses)
+PROBLEM = resolve("H1", "60Hz")
+WITNESSES = list(PROBLEM.witnesses)
 GPS_START = 1_250_000_000
 
 
@@ -41,6 +43,7 @@ def run(
         duration,
         STRAIN,
         WITNESSES,
+        PROBLEM.line_witness,
         sample_rate=sample_rate,
         config=config,
     )

@@ -52,16 +52,18 @@ from models import (
     network_rate_options,
 )
 
-from deepclean_data.simulate import simulate, truth_paths
+from deepclean_data.simulate import simulate
 from deepclean_data.simulation.config import SimulationConfig
 from deepclean_engine import CleaningEngine, SpectralDensity, in_band_mask
 from deepclean_engine.threads import configure_threads
 from deepclean_io import file_info, read_timeseries
+from deepclean_io.truth import read_truth
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
 ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
 ASC_LOOPS += ("SRC2", "DHARD", "CHARD", "DSOFT", "CSOFT")
-WITNESSES = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ"] + [
+MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+WITNESSES = [MAINS] + [
     f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
 ]
 BAND = (55.0, 65.0)
@@ -145,6 +147,7 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
         total,
         STRAIN,
         WITNESSES,
+        MAINS,
         sample_rate=arguments.sample_rate,
         config=config,
         progress=False,
@@ -153,15 +156,10 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
     test_start = (
         GPS_START + arguments.train_duration + arguments.valid_duration
     )
-    truth, _ = truth_paths(fname)
     raw, t0, _ = read_timeseries(fname, None, test_start, GPS_START + total)
-    ideal, _, _ = read_timeseries(
-        truth,
-        [f"{STRAIN}_BACKGROUND", f"{STRAIN}_INJECTIONS"],
-        test_start,
-        GPS_START + total,
+    ideal = torch.from_numpy(
+        read_truth(fname, test_start, GPS_START + total).ideal
     )
-    ideal = torch.from_numpy(sum(ideal.values()))
     strain = torch.from_numpy(raw[STRAIN])
     witness_data = torch.stack([torch.from_numpy(raw[w]) for w in witnesses])
     print(

@@ -37,6 +37,7 @@ SIXTY_HZ = SubtractionProblem(
             55.0,
             65.0,
             (MAINS_MONITOR, *_asc(ASC_LOOPS, "PY", "INMON")),
+            line_witness=MAINS_MONITOR,
         ),
         "L1": Coupling(
             58.0,
@@ -54,6 +55,7 @@ SIXTY_HZ = SubtractionProblem(
                     "OUT_DQ",
                 ),
             ),
+            line_witness=MAINS_MONITOR,
         ),
     },
 )

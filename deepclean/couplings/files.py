@@ -1,9 +1,12 @@
 """Subtraction problems defined in a user's coupling file.
 
 A coupling file is INI text with one section per problem, named
-``problem NAME``; each IFO takes a ``band`` (two frequencies in Hz) and a
+``problem NAME``; each IFO takes a ``band`` (two frequencies in Hz), a
 ``witnesses`` list (one channel per line or comma separated, without the
-IFO prefix)::
+IFO prefix) and optionally a ``line_witness``, the one of its witnesses
+that records the power line (the simulated detector's mains monitor and
+the channel the evaluation's ``Wiener + products`` baseline multiplies
+with the others; both need one)::
 
     [problem 120Hz]
     description = first harmonic of the mains line
@@ -11,6 +14,7 @@ IFO prefix)::
     H1.witnesses =
         PEM-CS_MAINSMON_EBAY_1_DQ
         ASC-CHARD_P_OUT_DQ
+    H1.line_witness = PEM-CS_MAINSMON_EBAY_1_DQ
 
 Point DeepClean at the file with ``couplings_file`` in the ``[deepclean]``
 section of ``luigi.cfg`` or with ``$DEEPCLEAN_COUPLINGS``.
@@ -29,7 +33,9 @@ from deepclean.couplings.registry import (
 )
 
 _SECTION = re.compile(r"^problem\s+(?P<name>\S+)$")
-_KEY = re.compile(r"^(?P<ifo>[A-Z][0-9])\.(?P<field>band|witnesses)$")
+_KEY = re.compile(
+    r"^(?P<ifo>[A-Z][0-9])\.(?P<field>band|witnesses|line_witness)$"
+)
 
 
 def read_couplings_file(path: Path) -> list[SubtractionProblem]:
@@ -74,7 +80,8 @@ def _read_problem(
         if match is None:
             raise CouplingError(
                 f"{path} [{section}]: unknown key {key!r}; use "
-                "'description', 'IFO.band' or 'IFO.witnesses'"
+                "'description', 'IFO.band', 'IFO.witnesses' or "
+                "'IFO.line_witness'"
             )
         fields.setdefault(match["ifo"], {})[match["field"]] = value
 
@@ -99,7 +106,12 @@ def _read_problem(
             if w.strip()
         )
         try:
-            couplings[ifo] = Coupling(low, high, witnesses)
+            couplings[ifo] = Coupling(
+                low,
+                high,
+                witnesses,
+                values.get("line_witness", "").strip() or None,
+            )
         except CouplingError as err:
             raise CouplingError(f"{path} [{section}] {ifo}: {err}") from None
     if not couplings:

@@ -23,11 +23,17 @@ class Coupling:
         freq_low: Lower edge of the band in Hz.
         freq_high: Upper edge of the band in Hz.
         witnesses: Witness channel names without the ``IFO:`` prefix.
+        line_witness: The witness that records the power line (the mains
+            monitor), one of ``witnesses``; None when the problem has
+            none. The simulated detector makes it its mains monitor, and
+            the evaluation's ``Wiener + products`` baseline multiplies it
+            with every other witness.
     """
 
     freq_low: float
     freq_high: float
     witnesses: tuple[str, ...]
+    line_witness: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.freq_low < self.freq_high:
@@ -45,6 +51,16 @@ class Coupling:
                     f"witness {name!r} carries an IFO prefix; list witnesses "
                     "without it, the registry adds the chosen IFO"
                 )
+        if (
+            self.line_witness is not None
+            and self.line_witness not in self.witnesses
+        ):
+            raise CouplingError(
+                f"line witness {self.line_witness!r} of band "
+                f"{self.freq_low}-{self.freq_high} Hz is not among its "
+                f"witnesses {list(self.witnesses)}; add it to the witnesses "
+                "or name one of them"
+            )
 
     @property
     def band(self) -> tuple[float, float]:
@@ -81,12 +97,35 @@ class Resolved:
             by frequency.
         witnesses: Full channel names (``"H1:..."``), de-duplicated and
             sorted, which fixes the channel order a model is trained with.
+        line_witness: Full name of the line (mains) witness the problems
+            name, None when none does.
     """
 
     ifo: str
     problems: tuple[str, ...]
     bands: tuple[tuple[float, float], ...]
     witnesses: tuple[str, ...]
+    line_witness: str | None = None
+
+    def require_line_witness(self, purpose: str) -> str:
+        """:attr:`line_witness`, for a use that needs one.
+
+        Args:
+            purpose: What needs it, for the message, e.g. ``"the
+                simulated detector's mains monitor"``.
+
+        Raises:
+            CouplingError: none of the problems names a line witness.
+        """
+        if self.line_witness is None:
+            raise CouplingError(
+                f"{purpose} is the line witness of the subtraction "
+                f"problems, and none of {', '.join(self.problems)} names "
+                f"one for {self.ifo}; add '{self.ifo}.line_witness = "
+                "CHANNEL' (one of its witnesses) to the problem in the "
+                "coupling file"
+            )
+        return self.line_witness
 
 
 class Registry:
@@ -142,7 +181,8 @@ class Registry:
 
         Raises:
             CouplingError: for unknown problems or IFOs, an empty problem
-                list, bands that overlap or reach the Nyquist frequency.
+                list, bands that overlap or reach the Nyquist frequency,
+                or problems naming different line witnesses.
         """
         names = [p.strip() for p in problems if p.strip()]
         if not names:
@@ -179,11 +219,25 @@ class Registry:
         witnesses = sorted(
             {f"{ifo}:{w}" for c in couplings.values() for w in c.witnesses}
         )
+        lines = {
+            name: coupling.line_witness
+            for name, coupling in ordered
+            if coupling.line_witness is not None
+        }
+        if len(set(lines.values())) > 1:
+            named = ", ".join(f"{n!r}: {w}" for n, w in lines.items())
+            raise CouplingError(
+                f"the problems name different line witnesses for {ifo} "
+                f"({named}); the pipeline uses one mains monitor: name the "
+                "same one in each, or clean the problems separately"
+            )
+        line = next(iter(lines.values()), None)
         return Resolved(
             ifo=ifo,
             problems=tuple(name for name, _ in ordered),
             bands=tuple(c.band for _, c in ordered),
             witnesses=tuple(witnesses),
+            line_witness=None if line is None else f"{ifo}:{line}",
         )
 
 

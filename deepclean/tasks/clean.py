@@ -72,7 +72,9 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
         return self.model or Train.req(self).output().path
 
     def run_settings(self) -> dict:
-        """The model, the data and every cleaning setting."""
+        """The model, the data, every cleaning setting and the mains
+        channel of Evaluate's ``Wiener + products`` baseline (Clean and
+        Evaluate share the run name)."""
         if self.model:
             model = content_identity(self.model)
         else:
@@ -90,6 +92,7 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
             "clean_window_stride": self.clean_window_stride,
             "write_noise": self.write_noise,
             "write_raw": self.write_raw,
+            "mains_channel": self.resolved().line_witness,
         }
 
     def clean_run_name(self) -> str:
@@ -239,6 +242,23 @@ class Evaluate(CleanParameters):
         description="folder of the reports (one folder per cleaning run)",
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # no mains channel for the baseline: fail before any task runs
+        self.mains_channel()
+
+    def mains_channel(self) -> str:
+        """The witness whose products with the others are the inputs of
+        the ``Wiener + products`` baseline: the line witness of the
+        chosen problems.
+
+        Raises:
+            CouplingError: the problems name no line witness.
+        """
+        return self.resolved().require_line_witness(
+            "the mains channel of Evaluate's Wiener + products baseline"
+        )
+
     def run_folder(self) -> str:
         """``{report_dir}/{clean_run}``."""
         return os.path.join(self.report_dir, self.clean_run_name())
@@ -291,6 +311,7 @@ class Evaluate(CleanParameters):
             f"--start={start}",
             f"--end={end}",
             f"--channel_suffix={self.channel_suffix}",
+            f"--mains_channel={self.mains_channel()}",
         ]
         if self.use_wandb:
             args.append("--wandb.enabled=true")

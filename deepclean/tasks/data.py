@@ -89,18 +89,32 @@ class DataParameters(law.Task):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # unknown problems or IFOs, bad bands: fail before any task runs
+        # unknown problems or IFOs, bad bands, no mains monitor to
+        # simulate: fail before any task runs
         self._resolved = resolve(
             self.ifo,
             problems_list(self.problems),
             self.couplings_file or None,
             sample_rate=self.sample_rate,
         )
+        if self.source == "simulated":
+            self.simulated_mains()
 
     def resolved(self) -> Resolved:
         """Bands and witnesses of the chosen subtraction problems (resolved
         once, when the task is made)."""
         return self._resolved
+
+    def simulated_mains(self) -> str:
+        """The simulated detector's mains monitor: the line witness of the
+        chosen problems.
+
+        Raises:
+            CouplingError: the problems name no line witness.
+        """
+        return self.resolved().require_line_witness(
+            "the simulated detector's mains monitor"
+        )
 
     def data_settings(self) -> dict:
         """Every setting that changes the data files' content."""
@@ -115,6 +129,7 @@ class DataParameters(law.Task):
             "prefix": self.prefix,
         }
         if self.source == "simulated":
+            settings["mains_channel"] = self.simulated_mains()
             settings["simulation_seed"] = self.simulation_seed
             settings["simulation_config"] = (
                 content_identity(self.simulation_config)
@@ -256,6 +271,7 @@ class Fetch(DataTask, law.LocalWorkflow, CondorWorkflow):
                 f"--duration={duration}",
                 f"--strain_channel={channels[0]}",
                 f"--witnesses=[{','.join(channels[1:])}]",
+                f"--mains_channel={self.simulated_mains()}",
                 f"--seed={self.simulation_seed}",
             ]
             if self.simulation_config:

@@ -19,6 +19,7 @@ WITNESSES = [
     "H1:ASC-DHARD_Y_INMON",
     "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
 ]
+MAINS = WITNESSES[2]
 
 
 class MainsLine(torch.nn.Module):
@@ -41,6 +42,7 @@ def cleaned_run(tmp_path_factory):
         384,
         STRAIN,
         WITNESSES,
+        MAINS,
         SAMPLE_RATE,
         seed=4,
         progress=False,
@@ -69,7 +71,7 @@ def cleaned_run(tmp_path_factory):
     return root, data, model
 
 
-def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
+def test_report_compares_deepclean_classical_peers_and_ideal(cleaned_run):
     root, data, model = cleaned_run
     headline = assess(
         model,
@@ -79,10 +81,11 @@ def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
         start=START + 256,
         end=START + 380,
         train_file=data,
+        mains_channel=MAINS,
         train_start=START,
         train_end=START + 256,
     )
-    methods = {"DeepClean", "Wiener", "Wiener + products"}
+    methods = {"DeepClean", "Wiener", "Wiener + products", "NOMAD"}
     assert set(headline) == methods | {"ideal"}
     for numbers in (headline[name] for name in methods):
         assert {"in_band_asd_ratio", "range_gain", "excess_over_ideal"} <= (
@@ -90,11 +93,53 @@ def test_report_compares_deepclean_wiener_and_ideal(cleaned_run):
         )
     # the baselines remove coupled noise on the simulator
     assert headline["Wiener + products"]["in_band_asd_ratio"] < 0.9
+    assert headline["NOMAD"]["in_band_asd_ratio"] < 0.9
     saved = json.loads((root / "report" / JSON_NAME).read_text())
     assert saved["headline"]["Wiener"]["in_band_asd_ratio"] == pytest.approx(
         headline["Wiener"]["in_band_asd_ratio"]
     )
     assert (root / "report" / HTML_NAME).exists()
+
+
+def test_products_use_the_given_mains_channel(cleaned_run, tmp_path):
+    root, data, model = cleaned_run
+
+    def products_ratio(mains_channel: str) -> float:
+        headline = assess(
+            model,
+            data,
+            root / "cleaned",
+            tmp_path / mains_channel,
+            start=START + 256,
+            end=START + 320,
+            train_file=data,
+            mains_channel=mains_channel,
+            train_start=START,
+            train_end=START + 256,
+        )
+        return headline["Wiener + products"]["in_band_asd_ratio"]
+
+    # products of an angular channel miss the bilinear sidebands
+    assert products_ratio(MAINS) < products_ratio(WITNESSES[0]) - 0.02
+
+
+def test_mains_channel_must_be_a_witness(cleaned_run, tmp_path):
+    root, data, model = cleaned_run
+    with pytest.raises(ValueError) as error:
+        assess(
+            model,
+            data,
+            root / "cleaned",
+            tmp_path / "report",
+            start=START + 256,
+            end=START + 320,
+            train_file=data,
+            mains_channel="H1:PEM-EX_MAINSMON_EBAY_1_DQ",
+        )
+    message = str(error.value)
+    assert "'H1:PEM-EX_MAINSMON_EBAY_1_DQ' is not among" in message
+    assert "--mains_channel" in message
+    assert not (tmp_path / "report").exists()
 
 
 def test_cleaned_span_must_be_covered(cleaned_run):
@@ -122,6 +167,7 @@ def test_report_logged_to_wandb_offline(cleaned_run, tmp_path, monkeypatch):
         start=START + 256,
         end=START + 320,
         train_file=data,
+        mains_channel=MAINS,
         train_start=START,
         train_end=START + 256,
         wandb=WandbSettings(enabled=True, group="test", tags=["ci"]),

@@ -1,4 +1,4 @@
-"""Tests for the evaluation metrics and the simulation truth.
+"""Tests for the evaluation metrics.
 
 The hand-computed cases: white noise plus a sinusoid centred on an FFT
 bin (a periodic Hann window puts it in exactly three bins, so every other
@@ -8,7 +8,6 @@ and a sine-Gaussian in white noise, whose optimal SNR is
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,16 +23,9 @@ from deepclean_clean.evaluate import (
     sideband_windows,
     welch_asd,
 )
-from deepclean_clean.injections import (
-    InjectionTemplate,
-    injection_recovery,
-    matched_filter_snr,
-)
-from deepclean_clean.truth import injection_template, read_truth
-from deepclean_data.simulate import simulate
-from deepclean_data.simulation import InjectionConfig, SimulationConfig
+from deepclean_clean.injections import injection_recovery, matched_filter_snr
 from deepclean_engine import asd_ratio
-from deepclean_io.hdf5 import read_timeseries, write_timeseries
+from deepclean_io.truth import InjectionTemplate, injection_template
 
 SAMPLE_RATE = 512.0
 DURATION = 256.0
@@ -248,76 +240,6 @@ class TestInjectionRecovery:
         with pytest.raises(ValueError, match="sample grid"):
             matched_filter_snr(
                 noise, START, SAMPLE_RATE, template, frequencies, asd
-            )
-
-
-class TestSimulationTruth:
-    strain = "H1:GDS-CALIB_STRAIN"
-    witnesses = [
-        "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
-        "H1:ASC-CHARD_P_INMON",
-        "H1:ASC-DHARD_Y_INMON",
-    ]
-
-    def test_truth_adds_up_to_the_data(self, tmp_path: Path) -> None:
-        config = SimulationConfig(
-            injections=InjectionConfig(
-                sine_gaussian_spacing=16.0,
-                chirp_spacing=32.0,
-                chirp_frequency=(30.0, 200.0),
-            )
-        )
-        data_path = simulate(
-            tmp_path,
-            START,
-            128.0,
-            self.strain,
-            self.witnesses,
-            sample_rate=SAMPLE_RATE,
-            config=config,
-            progress=False,
-        )
-        start, end = START + 32.0, START + 96.0
-
-        truth = read_truth(data_path, start, end)
-
-        data, t0, _ = read_timeseries(data_path, [self.strain], start, end)
-        assert truth is not None
-        assert truth.start == t0 == start
-        assert truth.sample_rate == SAMPLE_RATE
-        np.testing.assert_array_equal(
-            truth.background + truth.coupled + truth.injections,
-            data[self.strain],
-        )
-        np.testing.assert_array_equal(
-            truth.ideal, truth.background + truth.injections
-        )
-        kinds = {template.kind for template in truth.templates}
-        assert kinds == {"sine_gaussian", "chirp"}
-        injected = np.zeros_like(truth.injections)
-        for template in truth.templates:
-            first = round((template.start - start) * SAMPLE_RATE)
-            assert first >= 0
-            injected[first : first + template.waveform.size] += (
-                template.waveform
-            )
-        np.testing.assert_allclose(
-            injected, truth.injections, rtol=0, atol=1e-30
-        )
-
-    def test_real_data_has_no_truth(self, tmp_path: Path) -> None:
-        data_path = write_timeseries(
-            tmp_path / "H1-DATA-1000000000-16.hdf5",
-            {self.strain: np.zeros(round(16 * SAMPLE_RATE))},
-            START,
-            SAMPLE_RATE,
-        )
-        assert read_truth(data_path) is None
-
-    def test_unknown_injection_type(self) -> None:
-        with pytest.raises(ValueError, match="unknown injection type"):
-            injection_template(
-                {"type": "ringdown"}, START, START + 1.0, SAMPLE_RATE
             )
 
 

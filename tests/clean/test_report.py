@@ -32,8 +32,7 @@ from deepclean_clean.report import (
     PNG_NAMES,
     write_report,
 )
-from deepclean_clean.truth import SimulationTruth, read_truth
-from deepclean_clean.wiener import find_mains, wiener_baselines
+from deepclean_clean.wiener import wiener_baselines
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation import (
     CouplingConfig,
@@ -41,6 +40,7 @@ from deepclean_data.simulation import (
     SimulationConfig,
 )
 from deepclean_io.hdf5 import read_timeseries
+from deepclean_io.truth import SimulationTruth, read_truth
 
 SAMPLE_RATE = 512.0
 START = 1_000_000_000.0
@@ -86,6 +86,7 @@ def stretch(tmp_path_factory: pytest.TempPathFactory) -> Stretch:
         TRAIN + TEST,
         STRAIN,
         WITNESSES,
+        mains_channel=WITNESSES[0],
         sample_rate=SAMPLE_RATE,
         config=config,
         progress=False,
@@ -100,7 +101,7 @@ def stretch(tmp_path_factory: pytest.TempPathFactory) -> Stretch:
         raw,
         SAMPLE_RATE,
         BANDS,
-        find_mains(WITNESSES),
+        mains_index=0,
     )
     truth = read_truth(data_path, test_start, test_start + TEST)
     evaluation = evaluate(

@@ -147,10 +147,12 @@ def test_inputs_add_mains_products_after_the_witnesses() -> None:
 
 
 def test_find_mains() -> None:
-    channels = ["H1:ASC-CHARD_P_INMON", "H1:PEM-CS_MAINSMON_EBAY_1_DQ"]
-    assert find_mains(channels) == 1
-    with pytest.raises(ValueError, match="exactly one mains monitor"):
-        find_mains(channels[:1])
+    channels = ["H1:PEM-CS_MAINSMON_EBAY_1_DQ", "H1:ASC-CHARD_P_INMON"]
+    assert find_mains(channels, "H1:ASC-CHARD_P_INMON") == 1
+    with pytest.raises(ValueError) as error:
+        find_mains(channels, "H1:PEM-EY_MAINSMON_EBAY_1_DQ")
+    assert "'H1:PEM-EY_MAINSMON_EBAY_1_DQ' is not among" in str(error.value)
+    assert "--mains_channel" in str(error.value)
 
 
 class TestBadInput:

@@ -34,7 +34,10 @@ def test_entry_point_help():
 @pytest.mark.parametrize(
     ("subcommand", "options"),
     [
-        ("simulate", ["--strain_channel", "--witnesses", "--seed"]),
+        (
+            "simulate",
+            ["--strain_channel", "--witnesses", "--mains_channel", "--seed"],
+        ),
         ("fetch", ["--channels", "--sample_rate", "--gwpy_source"]),
         ("query", ["--flag", "--min_duration", "--output"]),
         ("replay", ["--data_file", "--realtime", "--keep"]),
@@ -60,6 +63,7 @@ def test_simulate_then_replay(tmp_path, capsys):
             "--sample_rate=1024",
             f"--strain_channel={STRAIN}",
             f"--witnesses=[{','.join(WITNESSES)}]",
+            f"--mains_channel={WITNESSES[0]}",
             "--progress=false",
         ]
     )
@@ -121,7 +125,27 @@ def test_bad_input_exits_with_message(tmp_path):
     assert result.returncode == 1
     assert "deepclean-data: error: end must be after start" in result.stderr
     assert "Traceback" not in result.stderr
-    assert "Traceback" not in result.stderr
+
+
+def test_mains_channel_outside_the_witnesses_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(
+            [
+                "simulate",
+                f"--output_dir={tmp_path}",
+                f"--start={START}",
+                "--duration=4",
+                f"--strain_channel={STRAIN}",
+                f"--witnesses=[{','.join(WITNESSES[1:])}]",
+                f"--mains_channel={WITNESSES[0]}",
+                "--progress=false",
+            ]
+        )
+    assert exit_.value.code == 1
+    error = capsys.readouterr().err
+    assert f"mains channel '{WITNESSES[0]}' is not among" in error
+    assert "--mains_channel" in error
+    assert not list(tmp_path.rglob("*.hdf5"))
 
 
 def test_temporaries_of_killed_writers_removed(tmp_path):
@@ -149,6 +173,7 @@ def test_temporaries_of_killed_writers_removed(tmp_path):
             f"--output_dir={output}",
             f"--strain_channel={STRAIN}",
             f"--witnesses=[{','.join(WITNESSES)}]",
+            f"--mains_channel={WITNESSES[0]}",
             "--progress=false",
         ]
     )

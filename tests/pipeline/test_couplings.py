@@ -21,6 +21,7 @@ class TestSixtyHz:
         assert "H1:PEM-CS_MAINSMON_EBAY_1_DQ" in resolved.witnesses
         assert all(w.startswith("H1:") for w in resolved.witnesses)
         assert sum("ASC-" in w for w in resolved.witnesses) == 20
+        assert resolved.line_witness == "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
 
     def test_l1(self):
         resolved = resolve("L1", ["60Hz"])
@@ -28,6 +29,7 @@ class TestSixtyHz:
         assert len(resolved.witnesses) == 18
         assert "L1:ASC-CHARD_Y_OUT_DQ" in resolved.witnesses
         assert "L1:ASC-CSOFT_Y_OUT_DQ" not in resolved.witnesses
+        assert resolved.line_witness == "L1:PEM-CS_MAINSMON_EBAY_1_DQ"
 
 
 def _registry():
@@ -83,6 +85,32 @@ class TestResolve:
                 ]
             ).resolve("K1", ["60Hz"])
 
+    def test_line_witness_shared_by_the_problems(self):
+        mains = SubtractionProblem(
+            "mains", "", {"H1": Coupling(118, 122, ("PEM-A",), "PEM-A")}
+        )
+        registry = Registry([*_registry()._problems.values(), mains])
+        assert registry.resolve("H1", ["low"]).line_witness is None
+        resolved = registry.resolve("H1", ["low", "mains"])
+        assert resolved.line_witness == "H1:PEM-A"
+        assert resolved.require_line_witness("the mains") == "H1:PEM-A"
+        with pytest.raises(CouplingError) as error:
+            registry.resolve("H1", ["low"]).require_line_witness("the mains")
+        assert "the mains is the line witness" in str(error.value)
+        assert "'H1.line_witness = CHANNEL'" in str(error.value)
+
+    def test_different_line_witnesses_rejected(self):
+        registry = Registry(
+            [
+                SubtractionProblem(
+                    name, "", {"H1": Coupling(low, low + 2, ("A", "B"), line)}
+                )
+                for name, low, line in (("a", 10, "A"), ("b", 20, "B"))
+            ]
+        )
+        with pytest.raises(CouplingError, match="different line witnesses"):
+            registry.resolve("H1", ["a", "b"])
+
     def test_empty_problem_list(self):
         with pytest.raises(CouplingError, match="no subtraction problem"):
             resolve("H1", " , ")
@@ -99,6 +127,12 @@ class TestResolve:
         with pytest.raises(CouplingError, match=message):
             Coupling(low, high, witnesses)
 
+    def test_line_witness_must_be_a_witness(self):
+        with pytest.raises(CouplingError) as error:
+            Coupling(55, 65, ("ASC-A", "ASC-B"), "PEM-MAINS")
+        assert "line witness 'PEM-MAINS'" in str(error.value)
+        assert "add it to the witnesses" in str(error.value)
+
 
 COUPLING_FILE = textwrap.dedent(
     """
@@ -108,6 +142,7 @@ COUPLING_FILE = textwrap.dedent(
     H1.witnesses =
         PEM-CS_MAINSMON_EBAY_1_DQ
         ASC-CHARD_P_INMON
+    H1.line_witness = PEM-CS_MAINSMON_EBAY_1_DQ
     L1.band = 119 121
     L1.witnesses = PEM-CS_MAINSMON_EBAY_1_DQ, ASC-DHARD_P_OUT_DQ
     """
@@ -122,6 +157,10 @@ class TestCouplingFile:
         assert problem.name == "120Hz"
         assert problem.description == "first mains harmonic"
         assert problem.couplings["H1"].band == (118.0, 122.0)
+        assert (
+            problem.couplings["H1"].line_witness == "PEM-CS_MAINSMON_EBAY_1_DQ"
+        )
+        assert problem.couplings["L1"].line_witness is None
         assert problem.couplings["L1"].witnesses == (
             "PEM-CS_MAINSMON_EBAY_1_DQ",
             "ASC-DHARD_P_OUT_DQ",
@@ -146,6 +185,11 @@ class TestCouplingFile:
             ("[problem x]\nH1.band = 1 2\n", "lacks H1.witnesses"),
             ("[problem x]\nH1.band = 55\nH1.witnesses = A\n", "two freq"),
             ("[problem x]\ndescription = d\n", "no IFO coupling"),
+            (
+                "[problem x]\nH1.band = 1 2\nH1.witnesses = A\n"
+                "H1.line_witness = B\n",
+                r"\[problem x\] H1: line witness 'B' of band",
+            ),
             ("[problem 60Hz]\nH1.band = 1 2\nH1.witnesses = A\n", "twice"),
         ],
     )

@@ -137,6 +137,55 @@ class TestCleanFolder:
         model.write_bytes(b"weights 2")
         assert make(Clean, params, model=str(model)).clean_folder() != first
 
+    def test_the_mains_channel_names_data_and_cleaning_runs(
+        self, params, tmp_path
+    ):
+        """The line witness makes the simulated mains monitor and the
+        evaluation's Wiener + products baseline."""
+
+        def folders(line_witness: str, **overrides) -> tuple[str, str]:
+            # luigi reuses a task made with the same parameters: one file
+            # per content
+            couplings = tmp_path / f"{line_witness}.ini"
+            couplings.write_text(
+                "[problem 10Hz]\n"
+                "H1.band = 9 11\n"
+                "H1.witnesses = ASC-CHARD_P_INMON, ASC-DHARD_P_INMON\n"
+                f"H1.line_witness = {line_witness}\n"
+            )
+            clean = make(
+                Clean,
+                params,
+                problems="10Hz",
+                couplings_file=str(couplings),
+                **overrides,
+            )
+            return clean.data_folder(), clean.clean_folder()
+
+        chard = folders("ASC-CHARD_P_INMON")
+        dhard = folders("ASC-DHARD_P_INMON")
+        assert chard[0] != dhard[0] and chard[1] != dhard[1]
+        # real data do not depend on it, their evaluation does
+        chard = folders("ASC-CHARD_P_INMON", source="gwpy")
+        dhard = folders("ASC-DHARD_P_INMON", source="gwpy")
+        assert chard[0] == dhard[0] and chard[1] != dhard[1]
+
+    def test_evaluate_needs_a_line_witness(self, params, tmp_path):
+        couplings = tmp_path / "couplings.ini"
+        couplings.write_text(
+            "[problem 10Hz]\n"
+            "H1.band = 9 11\n"
+            "H1.witnesses = ASC-CHARD_P_INMON, ASC-DHARD_P_INMON\n"
+        )
+        settings = {
+            "problems": "10Hz",
+            "couplings_file": str(couplings),
+            "source": "gwpy",
+        }
+        assert make(Clean, params, **settings).clean_folder()
+        with pytest.raises(CouplingError, match="Wiener \\+ products"):
+            make(Evaluate, params, **settings)
+
     def test_report_beside_its_cleaning_run(self, params):
         evaluate = make(Evaluate, params)
         assert (

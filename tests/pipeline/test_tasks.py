@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from deepclean.couplings import CouplingError
 from deepclean.tasks import Fetch, Query
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
@@ -94,6 +95,27 @@ class TestFetch:
         assert "--strain_channel=L1:GDS-CALIB_STRAIN" in command
         witnesses = next(a for a in command if a.startswith("--witnesses="))
         assert witnesses.count("L1:") == 18
+        assert "--mains_channel=L1:PEM-CS_MAINSMON_EBAY_1_DQ" in command
+
+    def test_simulation_needs_a_line_witness(self, data_dir, tmp_path):
+        couplings = tmp_path / "couplings.ini"
+        couplings.write_text(
+            "[problem 10Hz]\n"
+            "L1.band = 9 11\n"
+            "L1.witnesses = ASC-CHARD_P_OUT_DQ, ASC-DHARD_P_OUT_DQ\n"
+        )
+        with pytest.raises(CouplingError) as error:
+            _fetch(data_dir, problems="10Hz", couplings_file=str(couplings))
+        assert "simulated detector's mains monitor" in str(error.value)
+        assert "'L1.line_witness = CHANNEL'" in str(error.value)
+        fetch = _fetch(
+            data_dir,
+            problems="10Hz",
+            couplings_file=str(couplings),
+            source="gwpy",
+            branch=0,
+        )
+        assert not any("mains" in a for a in fetch.command())
 
     def test_gwpy_command(self, data_dir):
         command = _fetch(data_dir, branch=1, source="gwpy").command()

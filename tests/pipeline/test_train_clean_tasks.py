@@ -203,6 +203,7 @@ def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
     assert float(_arg(command, "--end=")) == T0 + 6142
     assert float(_arg(command, "--train_start=")) == T0
     assert float(_arg(command, "--train_end=")) == T0 + 2048
+    assert _arg(command, "--mains_channel=") == "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
 
 
 def test_evaluate_logs_to_wandb_when_enabled(run_dir, monkeypatch):

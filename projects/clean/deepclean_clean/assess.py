@@ -1,8 +1,9 @@
-"""Judge a cleaning run: DeepClean against Wiener baselines and the truth.
+"""Judge a cleaning run: DeepClean against classical peers and the truth.
 
 :func:`assess` reads the raw strain and witnesses of a test stretch, the
 cleaned strain from the GWF files that :func:`~deepclean_clean.clean.clean`
-wrote, fits both Wiener baselines on a training span, adds the simulator's
+wrote, fits both Wiener baselines and NOMAD
+(:mod:`deepclean_clean.nomad`) on a training span, adds the simulator's
 truth when the data are simulated, and writes the report of
 :func:`~deepclean_clean.report.write_report`.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from deepclean_clean.clean import OUTPUT_TAG, gps_text
+from deepclean_clean.nomad import NomadSettings
 from deepclean_tracking import WandbSettings, log_run
 
 
@@ -61,11 +63,13 @@ def assess(
     start: float,
     end: float,
     train_file: Path,
+    mains_channel: str,
     train_start: float | None = None,
     train_end: float | None = None,
     channel_suffix: str = "_DC",
     fftlength: float = 4.0,
     wiener_fftlength: float = 2.0,
+    nomad: NomadSettings = NomadSettings(),
     wandb: WandbSettings | None = None,
 ) -> dict[str, dict[str, float]]:
     """Evaluate DeepClean on ``[start, end)`` and write the report.
@@ -80,14 +84,21 @@ def assess(
             ``evaluation.json``.
         start: GPS start of the evaluated stretch, s.
         end: GPS end, s.
-        train_file: data on which the Wiener baselines are fitted
-            (normally the model's training data).
-        train_start: GPS start of the Wiener training span; file start
-            when None.
+        train_file: data on which the Wiener and NOMAD baselines are
+            fitted (normally the model's training data).
+        mains_channel: the mains monitor among the model's witnesses
+            (the couplings registry's line witness), whose products with
+            every other witness are the inputs the ``Wiener + products``
+            baseline adds, and NOMAD's noise witness (the others are its
+            modulation witnesses).
+        train_start: GPS start of the baselines' training span; file
+            start when None.
         train_end: GPS end of that span; file end when None.
         channel_suffix: cleaned strain is ``{strain}{suffix}``.
         fftlength: Welch segment length of the evaluation ASDs, s.
         wiener_fftlength: Welch segment length of the Wiener fit, s.
+        nomad: how the NOMAD baseline is trained
+            (:class:`~deepclean_clean.nomad.NomadSettings`).
         wandb: log the headline numbers and the HTML report as a W&B run
             (job type ``evaluate``) when enabled.
 
@@ -96,16 +107,18 @@ def assess(
         excess over ideal ...), also in ``evaluation.json``.
     """
     from deepclean_clean.evaluate import evaluate
+    from deepclean_clean.nomad import nomad_baseline
     from deepclean_clean.report import write_report
-    from deepclean_clean.truth import read_truth
     from deepclean_clean.wiener import find_mains, wiener_baselines
     from deepclean_engine.exported import load_exported_model
     from deepclean_io.hdf5 import read_timeseries
+    from deepclean_io.truth import read_truth
 
     _, metadata = load_exported_model(model)
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])
     bands = metadata["bands"]
+    mains_index = find_mains(witnesses, mains_channel)
     data, t0, sample_rate = read_timeseries(
         data_file, [strain_channel, *witnesses], start, end, dtype=np.float64
     )
@@ -121,17 +134,23 @@ def assess(
             cleaned_dir, f"{strain_channel}{channel_suffix}", start, end
         )
     }
+    spans = (
+        np.stack([train[w] for w in witnesses]),
+        train[strain_channel],
+        np.stack([data[w] for w in witnesses]),
+        data[strain_channel],
+    )
     cleaned.update(
         wiener_baselines(
-            np.stack([train[w] for w in witnesses]),
-            train[strain_channel],
-            np.stack([data[w] for w in witnesses]),
-            data[strain_channel],
+            *spans,
             sample_rate,
             bands,
-            find_mains(witnesses),
+            mains_index,
             fftlength=wiener_fftlength,
         )
+    )
+    cleaned.update(
+        nomad_baseline(*spans, sample_rate, bands, mains_index, nomad)
     )
     truth = read_truth(data_file, start, end)
     evaluation = evaluate(

@@ -33,11 +33,11 @@ import torch
 from deepclean_clean.injections import (
     DEFAULT_FMIN,
     InjectionRecovery,
-    InjectionTemplate,
     injection_recovery,
 )
 from deepclean_engine import in_band_mask, validate_bands
 from deepclean_engine.config import whole_samples
+from deepclean_io.truth import InjectionTemplate
 
 Band = tuple[float, float]
 

@@ -1,7 +1,8 @@
 """Recovery of known injections: SNR before and after cleaning.
 
 Cleaning must lower the noise without touching signals. For each known
-injected waveform (template) this compares, in raw and cleaned strain,
+injected waveform (:class:`~deepclean_io.truth.InjectionTemplate`, read
+from a simulation's truth) this compares, in raw and cleaned strain,
 the optimal SNR ``sqrt((h | h))`` (what the PSD allows) with the
 matched-filter SNR ``(d | h) / sqrt((h | h))`` (what the data give),
 ``(a | b) = 4 Re int a(f) b*(f) / S(f) df`` with ``S`` the stretch's
@@ -16,28 +17,11 @@ from typing import Any
 import numpy as np
 import scipy.signal
 
+from deepclean_io.truth import InjectionTemplate
+
 DEFAULT_FMIN = 10.0
 DEFAULT_PAD = 16.0
 DEFAULT_MAX_SIGMA = 3.0
-
-
-@dataclass(frozen=True)
-class InjectionTemplate:
-    """A known injected waveform on the data's sample grid.
-
-    Attributes:
-        kind: Waveform family, e.g. ``"sine_gaussian"`` or ``"chirp"``.
-        time: Reference GPS time (peak or coalescence), s.
-        start: GPS time of ``waveform[0]``, s.
-        waveform: Strain, shape ``(time,)``, at the data sample rate.
-        parameters: Waveform parameters, for the report.
-    """
-
-    kind: str
-    time: float
-    start: float
-    waveform: np.ndarray
-    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

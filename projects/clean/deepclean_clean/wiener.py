@@ -34,7 +34,6 @@ import numpy as np
 import scipy.signal
 import torch
 
-from deepclean_data.simulation import MAINS_MARKER
 from deepclean_engine import BandpassFilter
 from deepclean_engine.config import whole_samples
 
@@ -56,24 +55,27 @@ def _zero_extended(series: np.ndarray, begin: int, end: int) -> np.ndarray:
     return np.pad(inside, padding)
 
 
-def find_mains(channels: Sequence[str], marker: str = MAINS_MARKER) -> int:
-    """Index of the one mains monitor among witness channel names.
+def find_mains(channels: Sequence[str], mains_channel: str) -> int:
+    """Row of the mains monitor among the witness channels.
 
     Args:
         channels: Witness channel names, in the order of the witness rows.
-        marker: Substring that marks the mains monitor.
+        mains_channel: Name of the mains monitor, e.g.
+            ``H1:PEM-CS_MAINSMON_EBAY_1_DQ``.
 
     Returns:
-        Position of the channel whose name contains ``marker``.
+        Position of ``mains_channel`` in ``channels``.
+
+    Raises:
+        ValueError: ``mains_channel`` is not among ``channels``.
     """
-    found = [index for index, name in enumerate(channels) if marker in name]
-    if len(found) != 1:
+    if mains_channel not in channels:
         raise ValueError(
-            f"expected exactly one mains monitor (a channel name containing "
-            f"{marker!r}) among {list(channels)}, found {len(found)}; pass "
-            "its row as mains_index explicitly"
+            f"mains channel {mains_channel!r} is not among the witnesses "
+            f"{list(channels)}; pass the mains monitor among them as "
+            "mains_channel (--mains_channel)"
         )
-    return found[0]
+    return list(channels).index(mains_channel)
 
 
 class WienerFilter:

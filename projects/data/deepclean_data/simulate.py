@@ -15,6 +15,9 @@
 - ``{output_dir}/truth/{same stem}.json``: the span, seed, full
   configuration, every drawn parameter and the injections in the span.
 
+The truth's layout (paths, channel names, injection descriptions) is
+:mod:`deepclean_io.truth`, which also reads it back.
+
 Every sample is a deterministic function of (seed, configuration,
 channel names, GPS time): the same call writes the same bytes, and spans
 written separately join exactly.
@@ -34,22 +37,15 @@ from deepclean_data.simulation.detector import (
     WITNESS_UNIT,
     ChannelRoles,
     SimulatedDetector,
-    truth_channels,
 )
-from deepclean_data.simulation.injections import describe
 from deepclean_io.atomic import write_json_atomic
 from deepclean_io.hdf5 import TimeSeriesWriter, hdf5_name
+from deepclean_io.truth import truth_channels, truth_paths
+from deepclean_io.waveforms import describe
 
-TRUTH_FOLDER = "truth"
 # Samples by which a time may miss the sample grid (float64 GPS times
 # near 1e9 s carry ~1e-3 samples of rounding at 4096 Hz).
 GRID_TOLERANCE = 0.01
-
-
-def truth_paths(data_path: Path) -> tuple[Path, Path]:
-    """Truth HDF5 file and parameter JSON beside a simulated data file."""
-    folder = data_path.parent / TRUTH_FOLDER
-    return folder / data_path.name, folder / f"{data_path.stem}.json"
 
 
 def simulate(
@@ -58,6 +54,7 @@ def simulate(
     duration: float,
     strain_channel: str,
     witnesses: list[str],
+    mains_channel: str,
     sample_rate: float = 4096,
     prefix: str = "deepclean",
     seed: int = 0,
@@ -73,11 +70,14 @@ def simulate(
             1 / sample_rate).
         duration: Length, s, a whole number of samples.
         strain_channel: Strain channel name, e.g. ``H1:GDS-CALIB_STRAIN``.
-        witnesses: Witness channels: exactly one mains monitor (name
-            containing ``MAINSMON``) and one or more angular-control
-            channels; decoys named from ``DECOY_CHANNELS`` are added, and
-            with ``config.coupling.drift_witness`` the drift witness
+        witnesses: Witness channels: the mains monitor and one or more
+            angular-control channels; decoys named from
+            ``DECOY_CHANNELS`` are added, and with
+            ``config.coupling.drift_witness`` the drift witness
             ``DRIFT_CHANNEL``.
+        mains_channel: The witness that is the mains monitor, e.g.
+            ``H1:PEM-CS_MAINSMON_EBAY_1_DQ`` (the couplings registry's
+            line witness); every other witness is angular control.
         sample_rate: Samples per second of every channel, Hz.
         prefix: File name prefix.
         seed: Seed of every random choice.
@@ -108,7 +108,10 @@ def simulate(
         )
     first_sample, num_samples = round(first_sample), round(num_samples)
     roles = ChannelRoles.assign(
-        strain_channel, list(witnesses), config.coupling.drift_witness
+        strain_channel,
+        list(witnesses),
+        mains_channel,
+        config.coupling.drift_witness,
     )
     output_dir = Path(output_dir)
     data_path = output_dir / hdf5_name(prefix, start, duration)
@@ -178,6 +181,7 @@ def simulate(
                 "seed": seed,
                 "strain_channel": strain_channel,
                 "witnesses": list(roles.witnesses),
+                "mains_channel": roles.mains,
                 "decoys": list(roles.decoys),
                 "drift_witness": list(roles.drift),
                 "truth_channels": truth,

@@ -12,18 +12,15 @@ from deepclean_data.simulation.config import (
 from deepclean_data.simulation.detector import (
     DECOY_CHANNELS,
     DRIFT_CHANNEL,
-    MAINS_MARKER,
     ChannelRoles,
     SimulatedDetector,
     decoy_channels,
     drift_channel,
-    truth_channels,
 )
 
 __all__ = [
     "DECOY_CHANNELS",
     "DRIFT_CHANNEL",
-    "MAINS_MARKER",
     "BackgroundConfig",
     "ChannelRoles",
     "CouplingConfig",
@@ -35,5 +32,4 @@ __all__ = [
     "decoy_channels",
     "drift_channel",
     "load_simulation_config",
-    "truth_channels",
 ]

@@ -3,8 +3,8 @@
 Channels:
 
 - strain = background + coupled noise + injections, strain units;
-- the mains monitor (the witness whose name contains ``MAINSMON``) =
-  mains voltage + white sensor noise, counts;
+- the mains monitor (the witness named ``mains_channel``) = mains voltage
+  + white sensor noise, counts;
 - every other witness is an angular-control channel = its motion +
   white sensor noise, counts;
 - with ``coupling.drift_witness``, a drift witness (``DRIFT_CHANNEL``) =
@@ -42,8 +42,8 @@ from deepclean_data.simulation.spectra import (
     motion_firs,
     two_sided_psd,
 )
+from deepclean_io.truth import truth_channels
 
-MAINS_MARKER = "MAINSMON"
 # Realistic PEM channel names (IFO prefix added) for the decoy witnesses.
 DECOY_CHANNELS = (
     "PEM-EX_ACC_BSC9_ETMX_Y_DQ",
@@ -51,28 +51,11 @@ DECOY_CHANNELS = (
 )
 # PEM-like name (IFO prefix added) of the witness of the coupling drift.
 DRIFT_CHANNEL = "PEM-CS_TEMP_LVEA_VERTEX_DQ"
-# Suffixes of the truth channels, appended to the strain channel name.
-TRUTH_SUFFIXES = {
-    "background": "_BACKGROUND",
-    "coupled": "_COUPLED",
-    "linear": "_COUPLED_LINEAR",
-    "bilinear": "_COUPLED_BILINEAR",
-    "nonlinear": "_COUPLED_NONLINEAR",
-    "injections": "_INJECTIONS",
-}
 STRAIN_UNIT = "strain"
 WITNESS_UNIT = "ct"
 # Offsets (Hz) around the mains line over which motion spectra are kept
 # to scale the couplings; motion has negligible power above this.
 _MOTION_SPECTRUM_EXTENT = 64.0
-
-
-def truth_channels(strain_channel: str) -> dict[str, str]:
-    """Truth channel names by component, e.g. ``"H1:..._BACKGROUND"``."""
-    return {
-        component: f"{strain_channel}{suffix}"
-        for component, suffix in TRUTH_SUFFIXES.items()
-    }
 
 
 def _with_ifo(strain_channel: str, names: tuple[str, ...]) -> list[str]:
@@ -111,13 +94,19 @@ class ChannelRoles:
 
     @classmethod
     def assign(
-        cls, strain_channel: str, witnesses: list[str], drift: bool = False
+        cls,
+        strain_channel: str,
+        witnesses: list[str],
+        mains_channel: str,
+        drift: bool = False,
     ) -> "ChannelRoles":
         """Split the witnesses, refusing lists the simulator cannot use.
 
         Args:
-            strain_channel: Strain channel name, ``IFO:NAME``.
-            witnesses: Witness names: one mains monitor, angular channels.
+            strain_channel: ``IFO:NAME`` of strain.
+            witnesses: Witness channels, the mains monitor among them.
+            mains_channel: The witness that is the mains monitor; the
+                others are angular-control channels.
             drift: Add the drift witness (``coupling.drift_witness``).
         """
         if ":" not in strain_channel:
@@ -138,14 +127,13 @@ class ChannelRoles:
                 f"the strain channel {strain_channel!r} is also listed as a "
                 "witness; remove it from witnesses"
             )
-        mains = [name for name in witnesses if MAINS_MARKER in name]
-        if len(mains) != 1:
+        if mains_channel not in witnesses:
             raise ValueError(
-                f"witnesses must hold exactly one mains monitor (a name "
-                f"containing {MAINS_MARKER!r}, e.g. "
-                f"'H1:PEM-CS_MAINSMON_EBAY_1_DQ'); found {mains}"
+                f"mains channel {mains_channel!r} is not among the "
+                f"witnesses {witnesses}; pass the mains monitor among them "
+                "as mains_channel (--mains_channel), or add it to witnesses"
             )
-        angular = tuple(name for name in witnesses if name != mains[0])
+        angular = tuple(name for name in witnesses if name != mains_channel)
         if not angular:
             raise ValueError(
                 "witnesses hold no angular-control channel to mix with the "
@@ -161,7 +149,7 @@ class ChannelRoles:
                 "witnesses"
             )
         added = (drift_channel(strain_channel),) if drift else ()
-        return cls(strain_channel, mains[0], angular, decoys, added)
+        return cls(strain_channel, mains_channel, angular, decoys, added)
 
     @property
     def witnesses(self) -> tuple[str, ...]:

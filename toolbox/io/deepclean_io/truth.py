@@ -1,29 +1,79 @@
-"""The simulator's ground truth beside a data file, for evaluation.
+"""The simulated detector's truth: its files and how to read them.
 
-``deepclean_data.simulate`` writes, next to each data file, a ``truth``
-folder with the background, coupled noise and injections in strain and a
-JSON of every parameter, injections included. This module reads a span of
-it and rebuilds each injection's waveform with the simulator's own
-waveform classes, as :class:`~deepclean_clean.injections.InjectionTemplate`
-on the data's sample grid.
+Beside each simulated data file ``{folder}/{name}.hdf5`` the simulator
+(``deepclean-data simulate``) writes, in a ``truth`` folder:
+
+- ``truth/{name}.hdf5``: in gwpy's HDF5 layout (:mod:`deepclean_io.hdf5`),
+  the strain's components named ``{strain}{suffix}`` with the suffixes of
+  :data:`TRUTH_SUFFIXES`: the background, the coupled noise (the sum of
+  its linear, bilinear and nonlinear terms) and the injections, all in
+  strain. Raw strain = background + coupled + injections;
+- ``truth/{stem}.json``: the span, seed, configuration and drawn
+  parameters, with at least ``strain_channel`` and ``injections``, one
+  :func:`deepclean_io.waveforms.describe` dict per injection overlapping
+  the span.
+
+:func:`read_truth` reads a span of it and rebuilds each injection's
+waveform on the data's sample grid (:class:`InjectionTemplate`).
 """
 
 import json
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from deepclean_clean.injections import InjectionTemplate
-from deepclean_data.simulate import truth_paths
-from deepclean_data.simulation import truth_channels
-from deepclean_data.simulation.injections import Chirp, SineGaussian
 from deepclean_io.hdf5 import read_timeseries
+from deepclean_io.waveforms import from_description
 
-_WAVEFORMS = {"sine_gaussian": SineGaussian, "chirp": Chirp}
-_REFERENCE_TIME = {"sine_gaussian": "time", "chirp": "coalescence_time"}
+TRUTH_FOLDER = "truth"
+# Suffixes of the truth channels, appended to the strain channel name.
+TRUTH_SUFFIXES = {
+    "background": "_BACKGROUND",
+    "coupled": "_COUPLED",
+    "linear": "_COUPLED_LINEAR",
+    "bilinear": "_COUPLED_BILINEAR",
+    "nonlinear": "_COUPLED_NONLINEAR",
+    "injections": "_INJECTIONS",
+}
+
+
+def truth_paths(data_path: str | os.PathLike) -> tuple[Path, Path]:
+    """Truth HDF5 file and parameter JSON beside a simulated data file."""
+    data_path = Path(data_path)
+    folder = data_path.parent / TRUTH_FOLDER
+    return folder / data_path.name, folder / f"{data_path.stem}.json"
+
+
+def truth_channels(strain_channel: str) -> dict[str, str]:
+    """Truth channel names by component, e.g. ``"H1:..._BACKGROUND"``."""
+    return {
+        component: f"{strain_channel}{suffix}"
+        for component, suffix in TRUTH_SUFFIXES.items()
+    }
+
+
+@dataclass(frozen=True)
+class InjectionTemplate:
+    """A known injected waveform on the data's sample grid.
+
+    Attributes:
+        kind: Waveform family, e.g. ``"sine_gaussian"`` or ``"chirp"``.
+        time: Reference GPS time (peak or coalescence), s.
+        start: GPS time of ``waveform[0]``, s.
+        waveform: Strain, shape ``(time,)``, at the data sample rate.
+        parameters: Waveform parameters, for the report.
+    """
+
+    kind: str
+    time: float
+    start: float
+    waveform: np.ndarray
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,7 +105,7 @@ class SimulationTruth:
 
 
 def injection_template(
-    description: dict, start: float, end: float, sample_rate: float
+    description: dict[str, Any], start: float, end: float, sample_rate: float
 ) -> InjectionTemplate | None:
     """Sample one described injection over a GPS span.
 
@@ -69,15 +119,11 @@ def injection_template(
     Returns:
         The template over the samples where the waveform is non-zero
         within ``[start, end)``; None when there are none.
+
+    Raises:
+        ValueError: the description's type is unknown.
     """
-    parameters = dict(description)
-    kind = parameters.pop("type")
-    if kind not in _WAVEFORMS:
-        raise ValueError(
-            f"unknown injection type {kind!r} in the truth JSON; expected "
-            f"one of {sorted(_WAVEFORMS)}"
-        )
-    injection = _WAVEFORMS[kind](**parameters)
+    injection = from_description(description)
     total = round((end - start) * sample_rate)
     first = max(math.floor((injection.span[0] - start) * sample_rate), 0)
     last = min(math.ceil((injection.span[1] - start) * sample_rate) + 1, total)
@@ -85,9 +131,11 @@ def injection_template(
         return None
     offsets = np.arange(last - first) / sample_rate
     first_gps = start + first / sample_rate
+    parameters = dict(description)
+    del parameters["type"]
     return InjectionTemplate(
-        kind=kind,
-        time=float(parameters[_REFERENCE_TIME[kind]]),
+        kind=injection.kind,
+        time=float(injection.reference_time),
         start=first_gps,
         waveform=injection.strain(first_gps, offsets),
         parameters=parameters,
@@ -111,7 +159,7 @@ def read_truth(
         The truth, or None when the file has no truth beside it (real
         data).
     """
-    truth_path, parameters_path = truth_paths(Path(data_path))
+    truth_path, parameters_path = truth_paths(data_path)
     if not (truth_path.exists() and parameters_path.exists()):
         return None
     description = json.loads(parameters_path.read_text())

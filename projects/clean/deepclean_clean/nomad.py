@@ -1,0 +1,301 @@
+"""Classical peer: NOMAD, the NonSENS-style modulation-aware subtraction.
+
+NOMAD (PyPI ``gw-nomad``) reimplements NonSENS, the classical
+subtraction behind LIGO's O4 CLEAN channel: each "modulated signal" (a
+noise witness, alone or multiplied by modulation witnesses) passes
+through a coupling transfer function, a sum of stable second-order
+sections fitted by L-BFGS to the cross-spectral densities of a training
+span; the filters run causally, as in the online pipeline. This module
+trains a NOMAD model with NOMAD's own training code (``nomad.train``) and
+applies it with NOMAD's own streaming engine
+(:class:`nomad.core.subtract.SubtractionEngine`), configured for a
+narrow band as an expert would:
+
+- the mains monitor is the noise witness and every other witness a
+  modulation witness, modulation order 1 (the mains line and mains x each
+  witness: the bilinear sidebands). Order 2 is an option; with 20
+  modulation witnesses it has 231 modulated signals and its fit did not
+  finish within 20 minutes on 2 CPU cores;
+- model rate 1024 Hz. NOMAD brings its estimate to the strain rate by
+  repeating samples, and training does not compensate that hold: at
+  256 Hz it delays a 60 Hz estimate by 1.8 ms (0.7 rad), and the model
+  removed 54 % of the coupled power on the simulated detector against
+  92 % at 1024 Hz;
+- uniform frequency weighting, which minimises the residual power the
+  evaluation counts (inverse-PSD weighting spreads the fit evenly over
+  the bins and leaves most of the line's power); first numerators of
+  1e-6, since strain normalised by its full-band deviation makes the
+  in-band coupling that small (NOMAD's 1e-3 starts the fit a million
+  times above the cost of no subtraction); coupling poles between 0.75x
+  the lowest and 1.25x the highest band edge;
+- no FIR high-pass (its 1 s latency buys nothing here): the estimate is
+  band-passed with the cleaning engine's zero-phase band-pass instead, as
+  DeepClean's and the Wiener filters' predictions are, so every method
+  subtracts only inside the bands.
+
+The engine starts with zero filter state at the first sample of the span
+it cleans; its filters settle within a fraction of a second.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from deepclean_engine import BandpassFilter
+
+# Names the NOMAD model gives its channels; they never leave this module.
+_IFO = "X1"
+_TARGET = f"{_IFO}:STRAIN"
+
+
+def _witness_name(index: int) -> str:
+    return f"{_IFO}:WITNESS_{index}"
+
+
+@dataclass(frozen=True)
+class NomadSettings:
+    """How the NOMAD baseline is trained.
+
+    Attributes:
+        sample_rate: Rate of NOMAD's model (its ``fs``), Hz, or the
+            data's rate where that is lower; must divide the data's
+            rate.
+        modulation_order: Highest number of modulation witnesses
+            multiplying the mains monitor in one modulated signal.
+        fftlength: Length of the segments of the cross-spectral
+            densities, s.
+        num_sections: Second-order sections per coupling function.
+        max_iterations: L-BFGS iteration limit of the fit.
+        stride: Length of the chunks the engine is fed, s.
+    """
+
+    sample_rate: int = 1024
+    modulation_order: int = 1
+    fftlength: float = 10.0
+    num_sections: int = 10
+    max_iterations: int = 10000
+    stride: float = 64.0
+
+    def __post_init__(self) -> None:
+        if self.sample_rate <= 0 or self.modulation_order < 0:
+            raise ValueError(
+                f"NOMAD sample_rate = {self.sample_rate} Hz must be > 0 and "
+                f"modulation_order = {self.modulation_order} >= 0"
+            )
+        if self.fftlength <= 0 or self.stride <= 0:
+            raise ValueError(
+                f"NOMAD fftlength = {self.fftlength} s and stride = "
+                f"{self.stride} s must be > 0"
+            )
+
+
+def _check_rates(
+    sample_rate: float, bands: Sequence[Sequence[float]], model_rate: int
+) -> int:
+    """The data rate as an integer multiple of NOMAD's model rate, Hz."""
+    rate = round(sample_rate)
+    if rate != sample_rate or model_rate > rate or rate % model_rate:
+        raise ValueError(
+            f"NOMAD's model rate {model_rate} Hz must divide the data's "
+            f"sample rate {sample_rate} Hz; pick a divisor as "
+            "nomad.sample_rate"
+        )
+    highest = max(high for _, high in bands)
+    if highest >= model_rate / 2:
+        raise ValueError(
+            f"the band edge {highest} Hz is at or above the Nyquist "
+            f"frequency of NOMAD's model rate {model_rate} Hz; raise "
+            "nomad.sample_rate"
+        )
+    return rate
+
+
+def fit_nomad(
+    witnesses: np.ndarray,
+    strain: np.ndarray,
+    sample_rate: float,
+    bands: Sequence[Sequence[float]],
+    mains_index: int,
+    settings: NomadSettings = NomadSettings(),
+):
+    """Train a NOMAD model on one span.
+
+    Args:
+        witnesses: Witness series, shape ``(channels, time)``.
+        strain: Strain, shape ``(time,)``.
+        sample_rate: Sample rate of every series, Hz.
+        bands: Bands the fit minimises the residual in, ``(low, high)``
+            pairs in Hz.
+        mains_index: Row of the mains monitor among the witnesses.
+        settings: Model rate, modulation order and fit settings.
+
+    Returns:
+        The trained :class:`nomad.model.format.NomadModel`.
+    """
+    from nomad.train.config import TrainConfig
+    from nomad.train.optimize import build_model, train
+    from nomad.train.preprocess import TrainingData, compute_csd, prepare
+
+    model_rate = min(settings.sample_rate, round(sample_rate))
+    rate = _check_rates(sample_rate, bands, model_rate)
+    if not 0 <= mains_index < len(witnesses):
+        raise ValueError(
+            f"mains_index {mains_index} must be the row of the mains "
+            f"monitor among the {len(witnesses)} witnesses"
+        )
+    if strain.shape[-1] < 4 * settings.fftlength * rate:
+        raise ValueError(
+            f"NOMAD needs at least {4 * settings.fftlength:g} s of "
+            f"training data for {settings.fftlength:g} s segments, got "
+            f"{strain.shape[-1] / rate:g} s"
+        )
+    mains = _witness_name(mains_index)
+    modulations = [
+        _witness_name(index)
+        for index in range(len(witnesses))
+        if index != mains_index
+    ]
+    config = TrainConfig(
+        ifo=_IFO,
+        target=_TARGET,
+        noise_witnesses=[mains],
+        modulation_witnesses=modulations,
+        fs=model_rate,
+        t_fft=settings.fftlength,
+        fband=[list(band) for band in bands],
+        n_sos=settings.num_sections,
+        f_min=0.75 * min(low for low, _ in bands),
+        f_max=1.25 * max(high for _, high in bands),
+        modulation_order=settings.modulation_order,
+        initial_num=1e-6,
+        fir_highpass=None,
+        weighting="uniform",
+        maxiter=settings.max_iterations,
+    )
+    series = {
+        _witness_name(index): np.asarray(row, dtype=np.float64)
+        for index, row in enumerate(witnesses)
+    }
+    data = TrainingData(
+        target=np.asarray(strain, dtype=np.float64),
+        target_fs=rate,
+        noise={mains: series[mains]},
+        noise_fs={mains: rate},
+        modulations={name: series[name] for name in modulations},
+        modulations_fs=dict.fromkeys(modulations, rate),
+    )
+    prepared = prepare(data, config)
+    if mains not in prepared.noise_names:
+        raise ValueError(
+            "the mains monitor is flat over the training span; NOMAD "
+            "needs a live mains witness"
+        )
+    result = train(
+        compute_csd(prepared, config), config, nalpha=len(prepared.labels)
+    )
+    return build_model(prepared, result, config, target_fs=rate)
+
+
+def apply_nomad(
+    model,
+    witnesses: np.ndarray,
+    strain: np.ndarray,
+    sample_rate: float,
+    bands: Sequence[Sequence[float]],
+    stride: float = NomadSettings.stride,
+) -> np.ndarray:
+    """Clean a span with a trained NOMAD model.
+
+    NOMAD's streaming engine estimates the noise chunk by chunk (zero
+    filter state at the first sample); the estimate is band-passed with
+    the cleaning engine's zero-phase band-pass and subtracted.
+
+    Args:
+        model: A :class:`nomad.model.format.NomadModel` from
+            :func:`fit_nomad`.
+        witnesses: Witness series, ``(channels, time)``, in the order of
+            the fit.
+        strain: Strain, shape ``(time,)``.
+        sample_rate: Sample rate of every series, Hz.
+        bands: Cleaning bands, ``(low, high)`` pairs in Hz.
+        stride: Length of the chunks fed to the engine, s.
+
+    Returns:
+        Cleaned strain, shape ``(time,)``.
+    """
+    from nomad.core.subtract import SubtractionEngine
+
+    rate = _check_rates(sample_rate, bands, model.fs)
+    strain = np.asarray(strain, dtype=np.float64)
+    if strain.shape != witnesses.shape[1:]:
+        raise ValueError(
+            f"strain {strain.shape} must have shape (time,) with the "
+            f"witnesses' {witnesses.shape[1]} samples"
+        )
+    engine = SubtractionEngine(model)
+    names = [_witness_name(index) for index in range(len(witnesses))]
+    engine.configure_rates(dict.fromkeys(names, rate))
+    # Chunks hold whole samples of the model rate: pad the end, crop after.
+    hold = rate // model.fs
+    size = strain.size
+    padded = -(-size // hold) * hold
+    strain_padded = np.pad(strain, (0, padded - size))
+    witnesses_padded = np.pad(witnesses, ((0, 0), (0, padded - size)))
+    chunk = max(hold, round(stride * rate) // hold * hold)
+    subtracted = []
+    for first in range(0, padded, chunk):
+        last = min(first + chunk, padded)
+        cleaned, _ = engine.process(
+            strain_padded[first:last],
+            {
+                name: witnesses_padded[row, first:last]
+                for row, name in enumerate(names)
+            },
+            stride_s=(last - first) / rate,
+        )
+        subtracted.append(cleaned)
+    noise = strain - np.concatenate(subtracted)[:size]
+    bandpass = BandpassFilter(bands, sample_rate).to(torch.float64)
+    return strain - bandpass(torch.from_numpy(noise)).numpy()
+
+
+def nomad_baseline(
+    train_witnesses: np.ndarray,
+    train_strain: np.ndarray,
+    witnesses: np.ndarray,
+    strain: np.ndarray,
+    sample_rate: float,
+    bands: Sequence[Sequence[float]],
+    mains_index: int,
+    settings: NomadSettings = NomadSettings(),
+) -> dict[str, np.ndarray]:
+    """Clean a span with NOMAD fitted on a training span.
+
+    Args:
+        train_witnesses: Training witnesses, shape ``(channels, time)``.
+        train_strain: Training strain, shape ``(time,)``.
+        witnesses: Witnesses of the span to clean, ``(channels, time)``.
+        strain: Strain of the span to clean, shape ``(time,)``.
+        sample_rate: Sample rate of every series, Hz.
+        bands: Cleaning bands, ``(low, high)`` pairs in Hz.
+        mains_index: Row of the mains monitor among the witnesses.
+        settings: Model rate, modulation order and fit settings.
+
+    Returns:
+        Cleaned strain, shape ``(time,)``, keyed ``"NOMAD"``.
+    """
+    model = fit_nomad(
+        train_witnesses,
+        train_strain,
+        sample_rate,
+        bands,
+        mains_index,
+        settings,
+    )
+    return {
+        "NOMAD": apply_nomad(
+            model, witnesses, strain, sample_rate, bands, settings.stride
+        )
+    }

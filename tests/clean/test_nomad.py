@@ -1,0 +1,123 @@
+"""Tests for the NOMAD baseline (deepclean_clean.nomad)."""
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from deepclean_clean.evaluate import excess_over_ideal, welch_asd
+from deepclean_clean.nomad import (
+    NomadSettings,
+    apply_nomad,
+    fit_nomad,
+    nomad_baseline,
+)
+
+SAMPLE_RATE = 512.0
+BANDS = [(55.0, 65.0)]
+TRAIN = 256.0
+TEST = 128.0
+SETTINGS = NomadSettings(fftlength=4.0, max_iterations=3000, stride=16.0)
+
+
+def samples(seconds: float) -> int:
+    return round(seconds * SAMPLE_RATE)
+
+
+def excess(cleaned: np.ndarray, ideal: np.ndarray) -> float:
+    frequencies, asd = welch_asd(np.stack([cleaned, ideal]), SAMPLE_RATE, 4.0)
+    return excess_over_ideal(frequencies, asd[0], asd[1], BANDS)
+
+
+@pytest.fixture(scope="module")
+def bilinear() -> dict[str, np.ndarray]:
+    """A wandering mains line mixed with two slow motions into strain.
+
+    Rows of ``witnesses``: slow motion, mains monitor, slow motion,
+    an uncoupled decoy.
+    """
+    rng = np.random.default_rng(3)
+    size = samples(TRAIN + TEST)
+    times = np.arange(size) / SAMPLE_RATE
+    mains = np.sin(2 * np.pi * 60.0 * times + 0.3 * np.sin(times / 20))
+    motion = signal.lfilter(
+        *signal.butter(4, 3.0, fs=SAMPLE_RATE), rng.standard_normal((2, size))
+    )
+    motion /= motion.std(axis=1, keepdims=True)
+    witnesses = np.stack(
+        [
+            motion[0] + 1e-3 * rng.standard_normal(size),
+            100 * mains + 0.01 * rng.standard_normal(size),
+            motion[1] + 1e-3 * rng.standard_normal(size),
+            rng.standard_normal(size),
+        ]
+    )
+    background = rng.standard_normal(size)
+    strain = background + 0.5 * mains + mains * (motion[0] - 0.6 * motion[1])
+    return {"witnesses": witnesses, "strain": strain, "ideal": background}
+
+
+def test_removes_the_line_and_its_bilinear_sidebands(bilinear) -> None:
+    train, test = samples(TRAIN), slice(samples(TRAIN), None)
+    cleaned = nomad_baseline(
+        bilinear["witnesses"][:, :train],
+        bilinear["strain"][:train],
+        bilinear["witnesses"][:, test],
+        bilinear["strain"][test],
+        SAMPLE_RATE,
+        BANDS,
+        mains_index=1,
+        settings=SETTINGS,
+    )
+    assert set(cleaned) == {"NOMAD"}
+    ideal, raw = bilinear["ideal"][test], bilinear["strain"][test]
+    assert excess(raw, ideal) > 1.0
+    assert excess(cleaned["NOMAD"], ideal) < 0.05
+    # what is subtracted lies in the band
+    frequencies, psd = signal.welch(
+        raw - cleaned["NOMAD"], SAMPLE_RATE, nperseg=samples(4)
+    )
+    inside = psd[(frequencies > 55) & (frequencies < 65)].sum()
+    assert psd[(frequencies < 40) | (frequencies > 80)].sum() < 1e-4 * inside
+
+
+def test_the_mains_monitor_is_the_noise_witness(bilinear) -> None:
+    """With a slow motion as noise witness the sidebands stay."""
+    train, test = samples(TRAIN), slice(samples(TRAIN), None)
+    model = fit_nomad(
+        bilinear["witnesses"][:, :train],
+        bilinear["strain"][:train],
+        SAMPLE_RATE,
+        BANDS,
+        mains_index=0,
+        settings=SETTINGS,
+    )
+    assert model.noise_witnesses == ("X1:WITNESS_0",)
+    assert model.modulation_order == 1
+    cleaned = apply_nomad(
+        model,
+        bilinear["witnesses"][:, test],
+        bilinear["strain"][test],
+        SAMPLE_RATE,
+        BANDS,
+    )
+    assert excess(cleaned, bilinear["ideal"][test]) > 0.3
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (NomadSettings(sample_rate=384), "must divide the data's sample"),
+        (NomadSettings(sample_rate=64), "raise nomad.sample_rate"),
+        (NomadSettings(fftlength=128.0), "needs at least 512 s"),
+    ],
+)
+def test_refuses_settings_it_cannot_fit(bilinear, settings, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        fit_nomad(
+            bilinear["witnesses"],
+            bilinear["strain"],
+            SAMPLE_RATE,
+            BANDS,
+            mains_index=1,
+            settings=settings,
+        )

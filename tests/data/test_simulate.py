@@ -21,6 +21,7 @@ from deepclean_data.simulation import (
     SimulatedDetector,
     SimulationConfig,
     decoy_channels,
+    drift_channel,
 )
 from deepclean_data.simulation.blocks import ColouredNoise, white_noise
 from deepclean_io.hdf5 import read_timeseries
@@ -200,6 +201,150 @@ class TestStatistics:
             assert bool(abs(later / first - 1) > 0.05) == changes
 
 
+class TestOptionalCouplings:
+    """Drift witness, rectified term, uncoupled witnesses: off by default."""
+
+    RATE = 512.0
+    BLOCK = 19_531_250  # GPS 1.25e9
+
+    def blocks(
+        self, config: SimulationConfig
+    ) -> tuple[SimulatedDetector, dict[str, np.ndarray]]:
+        """The detector and four blocks (256 s) of every channel."""
+        roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS)
+        detector = SimulatedDetector(roles, self.RATE, 0, config)
+        blocks = [detector.block(self.BLOCK + k) for k in range(4)]
+        return detector, {
+            name: np.concatenate([block[name] for block in blocks])
+            for name in blocks[0]
+        }
+
+    def unexplained(
+        self,
+        channels: dict[str, np.ndarray],
+        inputs: np.ndarray,
+        term: str = "nonlinear",
+    ) -> float:
+        """Share of a term's variance that carrier x inputs leave."""
+        bandpass = signal.butter(
+            4, (58, 62), btype="band", fs=self.RATE, output="sos"
+        )
+        carrier = signal.hilbert(
+            signal.sosfiltfilt(bandpass, channels[MAINS].astype(float))
+        )
+        features = np.concatenate(
+            [inputs * carrier.real, inputs * carrier.imag]
+        )
+        target = channels[TRUTH[term]]
+        trim = slice(2048, -2048)
+        coefficients, *_ = np.linalg.lstsq(
+            features.T[trim], target[trim], rcond=None
+        )
+        residual = target[trim] - features.T[trim] @ coefficients
+        return float(np.var(residual) / np.var(target[trim]))
+
+    def test_default_output_is_pinned(self):
+        """Values of the default simulation before these options existed."""
+        roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS)
+        detector = SimulatedDetector(roles, self.RATE, 0, SimulationConfig())
+        assert detector.coupling.rectified is None
+        assert roles.drift == ()
+        block = detector.block(self.BLOCK)
+        assert list(block)[: len(roles.data_channels)] == [
+            STRAIN,
+            *WITNESSES,
+            *decoy_channels(STRAIN),
+        ]
+        pinned = {
+            STRAIN: -1.7104714502384362e-18,
+            MAINS: -67.69309997558594,
+            ANGULAR[-1]: 6.674383163452148,
+            decoy_channels(STRAIN)[1]: -31.955076217651367,
+            TRUTH["bilinear"]: -2.1830672790179944e-23,
+            TRUTH["nonlinear"]: -9.401523906675262e-25,
+        }
+        for name, value in pinned.items():
+            assert block[name][1000] == pytest.approx(value, rel=1e-6), name
+
+    def test_drift_witness_records_the_linear_gain_drift(self):
+        config = SimulationConfig(
+            mains=MainsConfig(modulation_depth=0.0),
+            coupling=CouplingConfig(drift_depth=0.3, drift_witness=True),
+        )
+        roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS, drift=True)
+        assert roles.data_channels[-3:] == (
+            drift_channel(STRAIN),
+            *decoy_channels(STRAIN),
+        )
+        detector = SimulatedDetector(roles, self.RATE, 0, config)
+        line, steadied = [], []
+        for index in (20_000_000, 20_000_000 + 3 * 3600 // 64):
+            block = detector.block(index)
+            linear = block[TRUTH["linear"]]
+            line.append(np.std(linear))
+            steadied.append(
+                np.std(linear / (1 + block[drift_channel(STRAIN)]))
+            )
+        # The gain changed over 3 hours; divided by 1 + witness it did not.
+        assert abs(line[1] / line[0] - 1) > 0.1
+        assert steadied[1] / steadied[0] == pytest.approx(1, abs=1e-3)
+        only_linear = SimulationConfig(
+            coupling=CouplingConfig(drift_depth=0.3, drift_terms=("linear",))
+        )
+        with pytest.raises(ValueError, match="drift_witness is False"):
+            SimulatedDetector(roles, self.RATE, 0, only_linear)
+        roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS)
+        coupling = SimulatedDetector(roles, self.RATE, 0, only_linear).coupling
+        assert np.all(coupling.linear.drift != 0)
+        assert np.all(coupling.bilinear.drift == 0)
+        assert np.all(coupling.nonlinear.drift == 0)
+
+    def test_rectified_term_and_uncoupled_witnesses(self):
+        config = SimulationConfig(
+            coupling=CouplingConfig(
+                drift_depth=0.0,
+                nonlinear_fraction=0.0,
+                rectified_fraction=0.5,
+                num_uncoupled=3,
+            )
+        )
+        detector, channels = self.blocks(config)
+        coupled = detector.coupling.coupled
+        assert len(coupled) == len(ANGULAR) - 3
+        lowpass = signal.butter(8, 20, fs=self.RATE, output="sos")
+        motion = signal.sosfiltfilt(
+            lowpass, np.stack([channels[name] for name in ANGULAR])
+        )
+        rectified = np.abs(motion)
+        rectified -= rectified.mean(axis=1, keepdims=True)
+        # The nonlinear truth is mains x |motion|, not mains x motion.
+        assert self.unexplained(channels, rectified) < 0.1
+        assert self.unexplained(channels, motion) > 0.9
+        # It holds its share of the configured skirt.
+        frequencies, psd = signal.welch(
+            np.stack(
+                [
+                    channels[TRUTH[name]]
+                    for name in ("background", "bilinear", "nonlinear")
+                ]
+            ),
+            fs=self.RATE,
+            nperseg=int(self.RATE),
+        )
+        band = (frequencies >= 55) & (frequencies < 65)
+        background, bilinear, nonlinear = psd[:, band].sum(axis=1)
+        assert 1 + (bilinear + nonlinear) / background == pytest.approx(
+            3.0, rel=0.15
+        )
+        assert nonlinear / (bilinear + nonlinear) == pytest.approx(
+            0.5, abs=0.1
+        )
+        # Uncoupled witnesses explain none of the bilinear noise.
+        uncoupled = np.setdiff1d(np.arange(len(ANGULAR)), coupled)
+        assert self.unexplained(channels, motion[uncoupled], "bilinear") > 0.9
+        assert self.unexplained(channels, motion[coupled], "bilinear") < 0.1
+
+
 class TestLayoutAndDeterminism:
     def test_truth_sums_to_raw_and_is_documented(self, steady):
         path, channels = steady
@@ -326,7 +471,8 @@ class TestErrors:
             (ANGULAR, f"mains channel '{MAINS}' is not among"),
             ([MAINS], "no angular-control channel"),
             ([MAINS, ANGULAR[0], ANGULAR[0]], "listed twice"),
-            ([MAINS, *decoy_channels(STRAIN)], "reserves for decoys"),
+            ([MAINS, *decoy_channels(STRAIN)], "reserves for the decoys"),
+            ([MAINS, drift_channel(STRAIN)], "reserves for the decoys"),
             ([MAINS, STRAIN], "also listed as a witness"),
         ],
     )
@@ -363,6 +509,12 @@ class TestErrors:
             CouplingConfig(skirt_ratio=0.5)
         with pytest.raises(ValueError, match="low <= high"):
             CouplingConfig(band=(65.0, 55.0))
+        with pytest.raises(ValueError, match="sum < 1"):
+            CouplingConfig(nonlinear_fraction=0.5, rectified_fraction=0.5)
+        with pytest.raises(ValueError, match="none of the 8"):
+            roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS)
+            config = SimulationConfig(coupling=CouplingConfig(num_uncoupled=8))
+            SimulatedDetector(roles, SAMPLE_RATE, 0, config)
         with pytest.raises(ValueError, match="aLIGO_O3low"):
             roles = ChannelRoles.assign(STRAIN, WITNESSES, MAINS)
             config = SimulationConfig()

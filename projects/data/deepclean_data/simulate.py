@@ -4,8 +4,8 @@
 ``deepclean_data.simulation.detector``) as
 
 - ``{output_dir}/{prefix}-{start}-{duration}.hdf5``: strain, the
-  witnesses given and the decoy witnesses, in gwpy's HDF5 layout, exactly
-  like a fetched file;
+  witnesses given, the drift witness (when configured) and the decoy
+  witnesses, in gwpy's HDF5 layout, exactly like a fetched file;
 - ``{output_dir}/truth/{same name}.hdf5``: the truth in the same layout,
   channels named ``{strain}_BACKGROUND``, ``{strain}_COUPLED`` (the sum
   of ``{strain}_COUPLED_LINEAR``, ``_COUPLED_BILINEAR`` and
@@ -72,7 +72,9 @@ def simulate(
         strain_channel: Strain channel name, e.g. ``H1:GDS-CALIB_STRAIN``.
         witnesses: Witness channels: the mains monitor and one or more
             angular-control channels; decoys named from
-            ``DECOY_CHANNELS`` are added.
+            ``DECOY_CHANNELS`` are added, and with
+            ``config.coupling.drift_witness`` the drift witness
+            ``DRIFT_CHANNEL``.
         mains_channel: The witness that is the mains monitor, e.g.
             ``H1:PEM-CS_MAINSMON_EBAY_1_DQ`` (the couplings registry's
             line witness); every other witness is angular control.
@@ -105,7 +107,12 @@ def simulate(
             f"{1 / sample_rate} s)"
         )
     first_sample, num_samples = round(first_sample), round(num_samples)
-    roles = ChannelRoles.assign(strain_channel, list(witnesses), mains_channel)
+    roles = ChannelRoles.assign(
+        strain_channel,
+        list(witnesses),
+        mains_channel,
+        config.coupling.drift_witness,
+    )
     output_dir = Path(output_dir)
     data_path = output_dir / hdf5_name(prefix, start, duration)
     truth_path, parameters_path = truth_paths(data_path)
@@ -176,6 +183,7 @@ def simulate(
                 "witnesses": list(roles.witnesses),
                 "mains_channel": roles.mains,
                 "decoys": list(roles.decoys),
+                "drift_witness": list(roles.drift),
                 "truth_channels": truth,
                 "config": dataclasses.asdict(config),
                 "parameters": detector.description(),

@@ -7,16 +7,20 @@ from deepclean_data.simulation.config import (
     MainsConfig,
     MotionConfig,
     SimulationConfig,
+    load_simulation_config,
 )
 from deepclean_data.simulation.detector import (
     DECOY_CHANNELS,
+    DRIFT_CHANNEL,
     ChannelRoles,
     SimulatedDetector,
     decoy_channels,
+    drift_channel,
 )
 
 __all__ = [
     "DECOY_CHANNELS",
+    "DRIFT_CHANNEL",
     "BackgroundConfig",
     "ChannelRoles",
     "CouplingConfig",
@@ -26,4 +30,6 @@ __all__ = [
     "SimulatedDetector",
     "SimulationConfig",
     "decoy_channels",
+    "drift_channel",
+    "load_simulation_config",
 ]

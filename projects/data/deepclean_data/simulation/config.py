@@ -9,6 +9,7 @@ Ranges are ``(low, high)`` pairs from which each channel draws its own
 value (log-uniformly for scales, frequencies and Qs).
 """
 
+import os
 from dataclasses import dataclass, field
 
 
@@ -169,6 +170,9 @@ def _decoy_motion() -> MotionConfig:
     )
 
 
+COUPLING_TERMS = ("linear", "bilinear", "nonlinear", "rectified")
+
+
 @dataclass
 class CouplingConfig:
     """How the mains and the angular motion couple into strain.
@@ -178,8 +182,10 @@ class CouplingConfig:
     ``1 / (1 - (f/f_r)**2 + i f / (f_r Q))``. The bilinear term multiplies
     the mains fundamental (with a phase per channel) by a weighted sum of
     angular motions, giving sidebands at ``frequency +/- f_motion``; the
-    optional nonlinear term does the same with products of two motions.
-    Every gain drifts over hours with a few shared slow modes.
+    optional nonlinear terms do the same with products of two motions and
+    with rectified motions ``|a| - mean(|a|)``. Every gain drifts over
+    hours with a few shared slow modes; a witness of the linear gain's
+    drift can be added to the data.
 
     Gains are set from the targets below, on average over the drift:
 
@@ -193,6 +199,12 @@ class CouplingConfig:
         nonlinear_fraction: Share of the skirt's in-band power from the
             nonlinear (mains x motion x motion) term; 0 disables it.
         num_nonlinear_pairs: Pairs of angular channels in that term.
+        rectified_fraction: Share of the skirt's in-band power from the
+            rectified (mains x ``|motion|``) term, one input per coupled
+            angular channel, its mean removed; 0 disables it. The bilinear
+            term keeps ``1 - nonlinear_fraction - rectified_fraction``.
+        num_uncoupled: Angular witnesses (drawn at random) whose motion
+            does not couple into strain at all.
         weight_range: Range of each angular channel's relative gain.
         transfer_frequency: Resonance ``f_r`` of the linear transfer
             function, Hz.
@@ -200,6 +212,14 @@ class CouplingConfig:
         drift_depth: RMS fractional change of each gain over time.
         drift_periods: Range of the drift modes' periods, s.
         num_drift_modes: Slow sinusoidal modes shared by all gains.
+        drift_terms: Terms whose gains drift, among ``"linear"``,
+            ``"bilinear"``, ``"nonlinear"`` and ``"rectified"``; the
+            others keep constant gains.
+        drift_witness: Add a witness channel (``DRIFT_CHANNEL``) that
+            records the linear gain's fractional drift ``sum_k c_k u_k(t)``
+            (dimensionless, written in counts) plus white sensor noise.
+        drift_witness_noise: RMS of that white sensor noise, in the same
+            fractional-gain units.
     """
 
     band: tuple[float, float] = (55.0, 65.0)
@@ -207,12 +227,17 @@ class CouplingConfig:
     skirt_ratio: float = 3.0
     nonlinear_fraction: float = 0.2
     num_nonlinear_pairs: int = 3
+    rectified_fraction: float = 0.0
+    num_uncoupled: int = 0
     weight_range: tuple[float, float] = (0.1, 1.0)
     transfer_frequency: float = 150.0
     transfer_q: float = 1.0
     drift_depth: float = 0.1
     drift_periods: tuple[float, float] = (3600.0, 21600.0)
     num_drift_modes: int = 3
+    drift_terms: tuple[str, ...] = COUPLING_TERMS
+    drift_witness: bool = False
+    drift_witness_noise: float = 1e-3
 
     def __post_init__(self) -> None:
         _check_range("coupling.band", self.band, 1e-12)
@@ -226,11 +251,28 @@ class CouplingConfig:
                 f"coupling.skirt_ratio = {self.skirt_ratio} >= 1 (1: no "
                 "skirt)"
             )
-        if not 0 <= self.nonlinear_fraction < 1:
+        if not (
+            min(self.nonlinear_fraction, self.rectified_fraction) >= 0
+            and self.nonlinear_fraction + self.rectified_fraction < 1
+        ):
             raise ValueError(
                 f"coupling.nonlinear_fraction = {self.nonlinear_fraction} "
-                "must be in [0, 1)"
+                f"and rectified_fraction = {self.rectified_fraction} must "
+                "be >= 0 with a sum < 1"
             )
+        unknown = sorted(set(self.drift_terms) - set(COUPLING_TERMS))
+        if unknown:
+            raise ValueError(
+                f"coupling.drift_terms {unknown} are not terms; choose "
+                f"among {COUPLING_TERMS}"
+            )
+        if self.num_uncoupled < 0:
+            raise ValueError(
+                f"coupling.num_uncoupled = {self.num_uncoupled} must be >= 0"
+            )
+        _check_positive(
+            "coupling.drift_witness_noise", self.drift_witness_noise
+        )
         if not 0 <= self.drift_depth < 1 or self.num_drift_modes < 1:
             raise ValueError(
                 f"coupling.drift_depth = {self.drift_depth} must be in "
@@ -322,3 +364,23 @@ class SimulationConfig:
                 f"filter_duration = {self.filter_duration} s must be > 0 "
                 f"and <= block_duration = {self.block_duration} s"
             )
+
+
+def load_simulation_config(path: str | os.PathLike) -> SimulationConfig:
+    """A :class:`SimulationConfig` from a YAML file of its fields.
+
+    The file holds any subset of the fields, nested as in the dataclass
+    (``coupling: {skirt_ratio: 2.5}``); the others keep their defaults.
+    jsonargparse reads and checks it, as it reads ``deepclean-data
+    simulate`` options.
+
+    Args:
+        path: The YAML file.
+    """
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser()
+    parser.add_argument("--config", type=SimulationConfig)
+    return parser.instantiate(
+        parser.parse_args([f"--config={os.fspath(path)}"])
+    ).config

@@ -1,6 +1,6 @@
 """Couplings of the mains and the angular motion into strain.
 
-Three terms, each a function of the witnesses' true signals at the same
+Four terms, each a function of the witnesses' true signals at the same
 instant (so a network seeing ~1 s of witness data can learn them):
 
 - linear: the mains voltage through a frequency-dependent transfer
@@ -9,10 +9,13 @@ instant (so a network seeing ~1 s of witness data can learn them):
 - bilinear: ``sum_i g_i(t) a_i(t) e(t) cos(2 pi phi(t) + theta_i)``,
   angular motions ``a_i`` mixed with the mains fundamental, giving
   sidebands at ``f_mains +/- f_motion``;
-- nonlinear: the same with products ``a_i a_j`` of pairs of motions.
+- nonlinear: the same with products ``a_i a_j`` of pairs of motions;
+- rectified (optional): the same with ``|a_i| - mean(|a_i|)``.
 
-Every gain drifts as ``g(t) = g (1 + sum_k c_k u_k(t))`` with slow modes
-``u_k`` (periods of hours) shared by all terms.
+Every gain of the terms in ``drift_terms`` (all by default) drifts as
+``g(t) = g (1 + sum_k c_k u_k(t))`` with slow modes ``u_k`` (periods of
+hours) shared by all terms. Angular channels may be
+left uncoupled: their motion is recorded but never reaches strain.
 """
 
 from dataclasses import dataclass
@@ -36,11 +39,23 @@ def resonant_response(
 
 
 def _draw_drift(
-    rng: np.random.Generator, config: CouplingConfig, size: int
+    rng: np.random.Generator, config: CouplingConfig, term: str
 ) -> np.ndarray:
-    """Drift coefficients ``c_k``, RMS of ``sum_k c_k u_k`` = depth."""
+    """Drift coefficients ``c_k`` of one gain, ``(modes,)``.
+
+    The RMS of ``sum_k c_k u_k`` is ``config.drift_depth``, or 0 for a
+    term not in ``config.drift_terms`` (drawn all the same, so the other
+    draws do not change).
+
+    Args:
+        rng: The gain's generator.
+        config: Coupling parameters.
+        term: ``"linear"``, ``"bilinear"``, ``"nonlinear"`` or
+            ``"rectified"``.
+    """
     scale = config.drift_depth * np.sqrt(2 / config.num_drift_modes)
-    return rng.normal(0.0, scale, (size, config.num_drift_modes))
+    drift = rng.normal(0.0, scale, config.num_drift_modes)
+    return drift if term in config.drift_terms else np.zeros_like(drift)
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,14 @@ class LinearCoupling:
     transfer_frequency: float
     transfer_q: float
     drift: np.ndarray
+
+    def fractional_drift(self, drift_modes: np.ndarray) -> np.ndarray:
+        """``sum_k c_k u_k(t)``, the gain's relative change, ``(time,)``.
+
+        Args:
+            drift_modes: ``u_k(t)``, shape ``(modes, time)``.
+        """
+        return self.drift @ drift_modes
 
     def apply(
         self,
@@ -92,7 +115,7 @@ class LinearCoupling:
         # Re(response * exp(i (2 pi h phi + psi_h))) for each harmonic.
         rotated = response * np.exp(1j * mains.harmonic_phases)[:, None]
         waves = rotated.real * state.cos - rotated.imag * state.sin
-        gain = self.amplitude * (1 + self.drift @ drift_modes)
+        gain = self.amplitude * (1 + self.fractional_drift(drift_modes))
         return gain * state.envelope * (mains.harmonic_amplitudes @ waves)
 
 
@@ -159,24 +182,58 @@ def _band_power(
     return psd[..., inside].sum(axis=-1) * resolution
 
 
+def _product_psds(
+    grid: np.ndarray, first: np.ndarray, second: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided PSDs of products of independent Gaussian series.
+
+    Args:
+        grid: Offsets of the input PSDs, Hz, ``(bins,)``, evenly spaced.
+        first: Two-sided PSDs of the first factors, ``(inputs, bins)``.
+        second: Those of the second factors, ``(inputs, bins)``.
+
+    Returns:
+        ``(grid, psd)``: offsets, Hz, ``(2 * bins - 1,)``, and the PSD of
+        each product (the convolution of its factors' PSDs),
+        ``(inputs, 2 * bins - 1)``.
+    """
+    resolution = grid[1] - grid[0]
+    psd = np.stack(
+        [
+            np.convolve(a, b) * resolution
+            for a, b in zip(first, second, strict=True)
+        ]
+    )
+    return 2 * grid[0] + resolution * np.arange(psd.shape[-1]), psd
+
+
 @dataclass(frozen=True)
 class CouplingModel:
     """All couplings into strain, with their shared drift.
 
     Attributes:
         linear: The mains line.
-        bilinear: Mains x angular motion, one input per angular channel.
+        bilinear: Mains x angular motion, one input per coupled channel.
         nonlinear: Mains x products of two motions, one input per pair;
             None when disabled.
+        rectified: Mains x ``|motion| - rectified_means``, one input per
+            coupled channel; None when disabled.
+        coupled: Indices of the coupled angular channels, ``(coupled,)``.
         pairs: Indices of the angular channels in each product,
             ``(pairs, 2)``.
+        rectified_means: Mean of each coupled channel's ``|motion|``
+            (Gaussian motion: its RMS times ``sqrt(2 / pi)``), counts,
+            ``(coupled,)``.
         drift_modes: The slow modes ``u_k`` (unit amplitude).
     """
 
     linear: LinearCoupling
     bilinear: ModulatedCoupling
     nonlinear: ModulatedCoupling | None
+    rectified: ModulatedCoupling | None
+    coupled: np.ndarray
     pairs: np.ndarray
+    rectified_means: np.ndarray
     drift_modes: SlowModes
 
     @classmethod
@@ -220,7 +277,7 @@ class CouplingModel:
             phases=drift_rng.uniform(0, 2 * np.pi, config.num_drift_modes),
         )
 
-        linear_drift = _draw_drift(drift_rng, config, 1)[0]
+        linear_drift = _draw_drift(drift_rng, config, "linear")
         # A line of amplitude A peaks at A**2 / 2 / ENBW in a Welch PSD.
         amplitude_square = (
             2 * _HANN_ENBW_1S * config.line_ratio * background_psd_at_line
@@ -238,37 +295,71 @@ class CouplingModel:
             drift=linear_drift,
         )
 
+        coupled = _draw_coupled(config, seed, channels)
+        names = [channels[i] for i in coupled]
+        psd = motion_psd[coupled]
+        bilinear_fraction = (
+            1 - config.nonlinear_fraction - config.rectified_fraction
+        )
         bilinear = _modulated(
             config,
-            [parameter_rng(seed, "coupling", name) for name in channels],
-            _band_power(motion_grid, motion_psd, low, high),
-            (1 - config.nonlinear_fraction) * skirt_power / envelope_square,
+            "bilinear",
+            [parameter_rng(seed, "coupling", name) for name in names],
+            _band_power(motion_grid, psd, low, high),
+            bilinear_fraction * skirt_power / envelope_square,
         )
 
         pairs = np.zeros((0, 2), dtype=int)
         nonlinear = None
         if config.nonlinear_fraction > 0:
-            pairs = _draw_pairs(config, seed, channels)
-            resolution = motion_grid[1] - motion_grid[0]
-            product_psd = np.stack(
-                [
-                    np.convolve(motion_psd[i], motion_psd[j]) * resolution
-                    for i, j in pairs
-                ]
-            )
-            product_grid = 2 * motion_grid[0] + resolution * np.arange(
-                product_psd.shape[-1]
-            )
+            local = _draw_pairs(config, seed, names)
+            pairs = coupled[local]
             nonlinear = _modulated(
                 config,
+                "nonlinear",
                 [
-                    parameter_rng(seed, "coupling", channels[i], channels[j])
-                    for i, j in pairs
+                    parameter_rng(seed, "coupling", names[i], names[j])
+                    for i, j in local
                 ],
-                _band_power(product_grid, product_psd, low, high),
+                _band_power(
+                    *_product_psds(
+                        motion_grid, psd[local[:, 0]], psd[local[:, 1]]
+                    ),
+                    low,
+                    high,
+                ),
                 config.nonlinear_fraction * skirt_power / envelope_square,
             )
-        return cls(linear, bilinear, nonlinear, pairs, drift_modes)
+
+        resolution = motion_grid[1] - motion_grid[0]
+        variance = psd.sum(axis=-1) * resolution
+        rectified_means = np.sqrt(2 / np.pi * variance)
+        rectified = None
+        if config.rectified_fraction > 0:
+            # |a| - mean(|a|) of Gaussian a: its autocovariance is
+            # R(t)**2 / (pi var) plus higher powers of R holding 12 % of
+            # its variance, left out here.
+            grid, squared_psd = _product_psds(motion_grid, psd, psd)
+            rectified = _modulated(
+                config,
+                "rectified",
+                [
+                    parameter_rng(seed, "coupling", "rectified", name)
+                    for name in names
+                ],
+                _band_power(grid, squared_psd, low, high) / (np.pi * variance),
+                config.rectified_fraction * skirt_power / envelope_square,
+            )
+        return cls(
+            linear,
+            bilinear,
+            nonlinear,
+            rectified,
+            coupled,
+            pairs,
+            rectified_means,
+            drift_modes,
+        )
 
     def apply(
         self,
@@ -289,15 +380,16 @@ class CouplingModel:
 
         Returns:
             ``{"linear", "bilinear", "nonlinear"}`` strain, each
-            ``(time,)`` (nonlinear is zeros when disabled).
+            ``(time,)``; nonlinear holds the products of pairs and the
+            rectified term (zeros when both are disabled).
         """
+        coupled = motion[self.coupled]
         terms = {
             "linear": self.linear.apply(mains, state, drift_modes),
-            "bilinear": self.bilinear.apply(motion, state, drift_modes),
+            "bilinear": self.bilinear.apply(coupled, state, drift_modes),
+            "nonlinear": np.zeros(motion.shape[-1]),
         }
-        if self.nonlinear is None:
-            terms["nonlinear"] = np.zeros(motion.shape[-1])
-        else:
+        if self.nonlinear is not None:
             products = (
                 motion[self.pairs[:, 0]].astype(np.float64)
                 * motion[self.pairs[:, 1]]
@@ -305,7 +397,30 @@ class CouplingModel:
             terms["nonlinear"] = self.nonlinear.apply(
                 products, state, drift_modes
             )
+        if self.rectified is not None:
+            rectified = np.abs(coupled.astype(np.float64))
+            rectified -= self.rectified_means[:, None]
+            terms["nonlinear"] += self.rectified.apply(
+                rectified, state, drift_modes
+            )
         return terms
+
+
+def _draw_coupled(
+    config: CouplingConfig, seed: int, channels: list[str]
+) -> np.ndarray:
+    """Indices of the angular channels that couple, ascending."""
+    if config.num_uncoupled >= len(channels):
+        raise ValueError(
+            f"coupling.num_uncoupled = {config.num_uncoupled} leaves none "
+            f"of the {len(channels)} angular witnesses coupled"
+        )
+    indices = np.arange(len(channels))
+    if config.num_uncoupled == 0:
+        return indices
+    rng = parameter_rng(seed, "coupling", "uncoupled")
+    uncoupled = rng.choice(indices, size=config.num_uncoupled, replace=False)
+    return np.setdiff1d(indices, uncoupled)
 
 
 def _draw_pairs(
@@ -333,6 +448,7 @@ def _draw_pairs(
 
 def _modulated(
     config: CouplingConfig,
+    term: str,
     rngs: list[np.random.Generator],
     input_band_power: np.ndarray,
     target_power: float,
@@ -344,6 +460,7 @@ def _modulated(
 
     Args:
         config: Coupling parameters.
+        term: The term's name, for its drift (see :func:`_draw_drift`).
         rngs: One generator per input.
         input_band_power: Two-sided power of each input within the band
             offsets, ``(inputs,)``.
@@ -354,7 +471,7 @@ def _modulated(
         (
             np.exp(rng.uniform(*np.log(config.weight_range))),
             rng.uniform(0, 2 * np.pi),
-            _draw_drift(rng, config, 1)[0],
+            _draw_drift(rng, config, term),
         )
         for rng in rngs
     ]

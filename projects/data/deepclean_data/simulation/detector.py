@@ -7,6 +7,9 @@ Channels:
   + white sensor noise, counts;
 - every other witness is an angular-control channel = its motion +
   white sensor noise, counts;
+- with ``coupling.drift_witness``, a drift witness (``DRIFT_CHANNEL``) =
+  the linear gain's fractional drift + white sensor noise, added like
+  the decoys;
 - decoys: PEM-like channels with their own noise that never couples.
 
 Truth (``truth_channels``): the background, the coupled noise and its
@@ -46,6 +49,8 @@ DECOY_CHANNELS = (
     "PEM-EX_ACC_BSC9_ETMX_Y_DQ",
     "PEM-EY_MIC_VEA_PLUSY_DQ",
 )
+# PEM-like name (IFO prefix added) of the witness of the coupling drift.
+DRIFT_CHANNEL = "PEM-CS_TEMP_LVEA_VERTEX_DQ"
 STRAIN_UNIT = "strain"
 WITNESS_UNIT = "ct"
 # Offsets (Hz) around the mains line over which motion spectra are kept
@@ -53,10 +58,20 @@ WITNESS_UNIT = "ct"
 _MOTION_SPECTRUM_EXTENT = 64.0
 
 
+def _with_ifo(strain_channel: str, names: tuple[str, ...]) -> list[str]:
+    """Channel names with the strain channel's IFO prefix."""
+    ifo = strain_channel.split(":", 1)[0]
+    return [f"{ifo}:{name}" for name in names]
+
+
 def decoy_channels(strain_channel: str) -> list[str]:
     """Decoy witness names with the strain channel's IFO prefix."""
-    ifo = strain_channel.split(":", 1)[0]
-    return [f"{ifo}:{name}" for name in DECOY_CHANNELS]
+    return _with_ifo(strain_channel, DECOY_CHANNELS)
+
+
+def drift_channel(strain_channel: str) -> str:
+    """Name of the drift witness with the strain channel's IFO prefix."""
+    return _with_ifo(strain_channel, (DRIFT_CHANNEL,))[0]
 
 
 @dataclass(frozen=True)
@@ -68,16 +83,22 @@ class ChannelRoles:
         mains: Mains monitor.
         angular: Angular-control witnesses, in the order given.
         decoys: Witnesses that do not couple.
+        drift: The drift witness, if any (none or one name).
     """
 
     strain: str
     mains: str
     angular: tuple[str, ...]
     decoys: tuple[str, ...]
+    drift: tuple[str, ...] = ()
 
     @classmethod
     def assign(
-        cls, strain_channel: str, witnesses: list[str], mains_channel: str
+        cls,
+        strain_channel: str,
+        witnesses: list[str],
+        mains_channel: str,
+        drift: bool = False,
     ) -> "ChannelRoles":
         """Split the witnesses, refusing lists the simulator cannot use.
 
@@ -86,6 +107,7 @@ class ChannelRoles:
             witnesses: Witness channels, the mains monitor among them.
             mains_channel: The witness that is the mains monitor; the
                 others are angular-control channels.
+            drift: Add the drift witness (``coupling.drift_witness``).
         """
         if ":" not in strain_channel:
             raise ValueError(
@@ -118,13 +140,16 @@ class ChannelRoles:
                 "mains; add e.g. 'H1:ASC-CHARD_P_INMON'"
             )
         decoys = tuple(decoy_channels(strain_channel))
-        clashes = sorted(set(decoys) & set(witnesses))
+        reserved = {*decoys, drift_channel(strain_channel)}
+        clashes = sorted(reserved & set(witnesses))
         if clashes:
             raise ValueError(
                 f"witnesses {clashes} are names the simulator reserves for "
-                "decoys that do not couple; remove them from witnesses"
+                "the decoys and the drift witness it adds; remove them from "
+                "witnesses"
             )
-        return cls(strain_channel, mains_channel, angular, decoys)
+        added = (drift_channel(strain_channel),) if drift else ()
+        return cls(strain_channel, mains_channel, angular, decoys, added)
 
     @property
     def witnesses(self) -> tuple[str, ...]:
@@ -132,9 +157,14 @@ class ChannelRoles:
         return (self.mains, *self.angular)
 
     @property
+    def recorded(self) -> tuple[str, ...]:
+        """Every witness row of the data: mains, angular, drift, decoys."""
+        return (self.mains, *self.angular, *self.drift, *self.decoys)
+
+    @property
     def data_channels(self) -> tuple[str, ...]:
-        """Channels of the data file: strain, witnesses, decoys."""
-        return (self.strain, self.mains, *self.angular, *self.decoys)
+        """Channels of the data file: strain, then :attr:`recorded`."""
+        return (self.strain, *self.recorded)
 
 
 def _samples(seconds: float, sample_rate: float, what: str) -> int:
@@ -209,6 +239,12 @@ class SimulatedDetector:
         config: SimulationConfig,
         executor: Executor | None = None,
     ) -> None:
+        if bool(roles.drift) != config.coupling.drift_witness:
+            raise ValueError(
+                f"the channel roles list drift witnesses {roles.drift} but "
+                f"coupling.drift_witness is {config.coupling.drift_witness}; "
+                "assign the roles with drift=config.coupling.drift_witness"
+            )
         self.roles = roles
         self.sample_rate = float(sample_rate)
         self.seed = seed
@@ -267,13 +303,13 @@ class SimulatedDetector:
             executor=executor,
         )
         self.sensor_keys = [
-            stream_key("sensor", name)
-            for name in (roles.mains, *roles.angular, *roles.decoys)
+            stream_key("sensor", name) for name in roles.recorded
         ]
         self.sensor_rms = np.array(
             [
                 self.mains.sensor_noise_rms,
                 *(s.sensor_noise_rms for s in self.angular_spectra),
+                *(config.coupling.drift_witness_noise for _ in roles.drift),
                 *(s.sensor_noise_rms for s in self.decoy_spectra),
             ],
             dtype=np.float32,
@@ -347,7 +383,7 @@ class SimulatedDetector:
         roles = self.roles
         gps = self.block_start(index)
         offsets = self.offsets
-        # Witness rows: mains, angular channels, decoys.
+        # Witness rows: mains, angular channels, drift witness, decoys.
         witnesses = self.sensor_rms * white_noise(
             self.seed,
             self.sensor_keys,
@@ -359,26 +395,23 @@ class SimulatedDetector:
         motion = self.angular.block(index)
         self.angular_lines.add_to(motion, gps)
         num_angular = len(roles.angular)
+        drift_modes = self.drift.sin(gps)
         witnesses[0] += self.mains.voltage(state).astype(np.float32)
         witnesses[1 : num_angular + 1] += motion
-        decoys = witnesses[num_angular + 1 :]
+        if roles.drift:
+            witnesses[num_angular + 1] += (
+                self.coupling.linear.fractional_drift(drift_modes)
+            ).astype(np.float32)
+        decoys = witnesses[num_angular + 1 + len(roles.drift) :]
         decoys += self.decoys.block(index)
         self.decoy_lines.add_to(decoys, gps)
-        terms = self.coupling.apply(
-            self.mains, state, motion, self.drift.sin(gps)
-        )
+        terms = self.coupling.apply(self.mains, state, motion, drift_modes)
         coupled = terms["linear"] + terms["bilinear"] + terms["nonlinear"]
         background = self.background.block(index)[0]
         injections = self.injections.strain(gps, offsets)
         truth = truth_channels(roles.strain)
         channels = {roles.strain: background + coupled + injections}
-        channels |= dict(
-            zip(
-                (roles.mains, *roles.angular, *roles.decoys),
-                witnesses,
-                strict=True,
-            )
-        )
+        channels |= dict(zip(roles.recorded, witnesses, strict=True))
         channels |= {
             truth["background"]: background,
             truth["coupled"]: coupled,
@@ -418,6 +451,12 @@ class SimulatedDetector:
                     [self.roles.angular[i], self.roles.angular[j]]
                     for i, j in coupling.pairs
                 ],
+                "rectified": _jsonable(
+                    None
+                    if coupling.rectified is None
+                    else vars(coupling.rectified)
+                ),
+                "coupled": [self.roles.angular[i] for i in coupling.coupled],
                 "drift_modes": _jsonable(vars(coupling.drift_modes)),
             },
         }

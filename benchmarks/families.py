@@ -1,0 +1,487 @@
+"""DeepClean against the classical baselines on four coupling families.
+
+Each family is a simulation preset (``benchmarks/families/{name}.yaml``,
+read with :func:`deepclean_data.simulation.load_simulation_config`, the
+fields of ``SimulationConfig``):
+
+- ``linear``: (a) the mains line only, through a transfer function;
+- ``bilinear_drift``: (b) exactly bilinear mains x angular motion, with a
+  slow drift of the linear gain that a witness channel records;
+- ``nonlinear``: (c) mains x motion x motion and mains x ``|motion|``;
+- ``weak_band``: (d) a weak coupling in 58-62 Hz with 16 uncoupled
+  angular witnesses besides the decoys.
+
+Per family and seed, 1536 s of H1 strain, the mains monitor, 20 ASC
+witnesses and the simulator's extra channels (decoys, drift witness) are
+simulated at 4096 Hz, with in-band sine-Gaussian injections every 32 s.
+DeepClean trains with the reference config
+(``projects/train/configs/reference.yaml``, through ``deepclean-train
+fit``) on the first 896 s and validates on the next 128 s; the Wiener
+filters (``deepclean_clean.wiener.wiener_baselines``) and NOMAD
+(``deepclean_clean.nomad.nomad_baseline``) are fitted on the same first
+1024 s. Every method cleans the last 512 s given 8 s of context either
+side; the evaluation (``deepclean_clean.evaluate.evaluate``, ideal =
+background + injections from the truth) scores the 504 s whose look-ahead
+lies inside the file.
+
+Prints one table, means over seeds, per family and method:
+
+- ``excess``: median in-band ASD(cleaned) / ASD(ideal) - 1;
+- ``removed``: share of the in-band coupled power removed, %;
+- ``range``: BNS range gain over raw as a fraction of the gain of the
+  in-band ideal (the ideal's ASD in the band, the raw ASD elsewhere);
+- ``OOB``: ASD(cleaned) / ASD(raw) 10-20 Hz either side of the band;
+- ``inj``: the largest, over injections, residual projected onto an
+  injection as a fraction of its amplitude: ``|mf_c / opt_c - mf_i /
+  opt_i|`` with the matched-filter and optimal SNRs ``mf``, ``opt`` that
+  ``evaluate`` computes in the cleaned (``c``) and ideal (``i``) strain
+  (``mf / opt`` is the amplitude the template measures, 1 for the
+  injection alone);
+- ``train s``, ``clean s``: wall seconds; the baselines' functions fit
+  and clean together (both Wiener variants in one call), shown as
+  ``train s``;
+
+each metric marked against the issue's targets (first row), and whether
+DeepClean beats Wiener + products and NOMAD on the excess.
+
+Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
+       [--epochs N] [--threads N] [--quick]
+
+``--quick`` is a smoke run: one seed, a quarter of every span, one short
+epoch. The full run takes 20-40 min on 2 CPU cores.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepclean_clean.evaluate import (
+    IDEAL,
+    RAW,
+    Evaluation,
+    band_mask,
+    bns_range,
+    evaluate,
+)
+from deepclean_clean.nomad import nomad_baseline
+from deepclean_clean.wiener import find_mains, wiener_baselines
+from deepclean_data.simulate import simulate
+from deepclean_data.simulation import load_simulation_config
+from deepclean_engine import (
+    CleaningConfig,
+    CleaningEngine,
+    load_exported_model,
+)
+from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
+from deepclean_io import file_info, read_timeseries
+from deepclean_io.truth import read_truth
+from deepclean_train.cli import run as train
+
+PRESETS = Path(__file__).parent / "families"
+FAMILIES = ("linear", "bilinear_drift", "nonlinear", "weak_band")
+TRAIN_CONFIG = (
+    Path(__file__).parents[1] / "projects" / "train" / "configs"
+) / "reference.yaml"
+STRAIN = "H1:GDS-CALIB_STRAIN"
+ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
+ASC_LOOPS += ("SRC2", "DHARD", "CHARD", "DSOFT", "CSOFT")
+MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+WITNESSES = [MAINS] + [
+    f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
+]
+SAMPLE_RATE = 4096.0
+GPS_START = 1_250_000_000
+# Training, validation and test spans, s.
+SPANS = (896.0, 128.0, 512.0)
+# Seconds of data each method sees either side of the evaluated span.
+CONTEXT = 8.0
+METHODS = ("DeepClean", "Wiener", "Wiener + products", "NOMAD")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A target of the issue on one metric.
+
+    Attributes:
+        name: Column heading.
+        text: The target as printed.
+        met: Whether a value meets it.
+        scale: Factor from the metric to the printed value.
+    """
+
+    name: str
+    text: str
+    met: Callable[[float], bool]
+    scale: float = 1.0
+
+
+TARGETS = {
+    "excess": Target("excess", "<= 0.03", lambda v: v <= 0.03),
+    "removed": Target(
+        "removed %", ">= 99.9", lambda v: v >= 0.999, scale=100.0
+    ),
+    "range": Target("range/ideal", ">= 0.95", lambda v: v >= 0.95),
+    "oob": Target("OOB", "1 +- 0.005", lambda v: abs(v - 1) <= 0.005),
+    "injection": Target("inj", "<= 0.05", lambda v: v <= 0.05),
+}
+
+
+def injection_residual(evaluation: Evaluation, name: str) -> float:
+    """Largest residual projected onto an injection, per unit amplitude.
+
+    ``|mf / opt (name) - mf / opt (ideal)|`` over the injections that
+    :func:`evaluate` measured (``mf / opt`` is the template's amplitude
+    estimate, whitened by each version's own PSD); NaN without
+    injections.
+    """
+    pairs = zip(
+        evaluation.injections.get(name, []),
+        evaluation.injections.get(IDEAL, []),
+        strict=True,
+    )
+    residuals = [
+        abs(
+            cleaned.matched_filter_snr_cleaned / cleaned.optimal_snr_cleaned
+            - ideal.matched_filter_snr_cleaned / ideal.optimal_snr_cleaned
+        )
+        for cleaned, ideal in pairs
+    ]
+    return max(residuals, default=math.nan)
+
+
+def range_fraction(evaluation: Evaluation) -> dict[str, float]:
+    """Range gain of every version over that of the in-band ideal."""
+    inside = band_mask(evaluation.frequencies, evaluation.bands)
+    in_band_ideal = np.where(
+        inside, evaluation.asds[IDEAL], evaluation.asds[RAW]
+    )
+    best = (
+        bns_range(evaluation.frequencies, in_band_ideal, evaluation.fmin)
+        / evaluation.ranges[RAW]
+        - 1
+    )
+    return {name: gain / best for name, gain in evaluation.range_gains.items()}
+
+
+def train_deepclean(
+    fname: Path,
+    witnesses: list[str],
+    band: tuple[float, float],
+    spans: tuple[float, float, float],
+    output_dir: Path,
+    options: list[str],
+) -> Path:
+    """Train the reference model with ``deepclean-train fit``.
+
+    Args:
+        fname: Simulated data file.
+        witnesses: Witness channels, in the order the model sees them.
+        band: Cleaning band, Hz.
+        spans: Training, validation and test durations, s.
+        output_dir: The run's folder.
+        options: Further ``deepclean-train fit`` options.
+
+    Returns:
+        The exported ``model.pt``.
+    """
+    train(
+        [
+            "fit",
+            "--config",
+            str(TRAIN_CONFIG),
+            "--data.fname",
+            str(fname),
+            "--data.strain_channel",
+            STRAIN,
+            "--data.witnesses",
+            json.dumps(witnesses),
+            "--data.sample_rate",
+            str(SAMPLE_RATE),
+            "--data.bands",
+            json.dumps([band]),
+            "--data.train_duration",
+            str(spans[0]),
+            "--data.valid_duration",
+            str(spans[1]),
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(output_dir),
+            *options,
+        ]
+    )
+    return output_dir / "model.pt"
+
+
+def clean_deepclean(
+    model: Path, strain: np.ndarray, witnesses: np.ndarray, t0: float
+) -> tuple[np.ndarray, float]:
+    """Clean strain with an exported model and the cleaning engine.
+
+    Args:
+        model: Exported ``model.pt``.
+        strain: Raw strain, ``(time,)``.
+        witnesses: Witnesses in the model's order, ``(channels, time)``.
+        t0: GPS time of the first sample, s.
+
+    Returns:
+        ``(cleaned, t0)``: the cleaned whole frames, ``(time,)``, and the
+        GPS time of their first sample, s.
+    """
+    module, metadata = load_exported_model(model)
+    engine = CleaningEngine(
+        module, CleaningConfig.from_dict(metadata["cleaning"])
+    )
+    segment = engine.clean(
+        torch.from_numpy(strain), torch.from_numpy(witnesses), t0
+    )
+    return segment.cleaned.numpy(), segment.t0
+
+
+def run_family(
+    name: str,
+    seed: int,
+    spans: tuple[float, float, float],
+    options: list[str],
+    folder: Path,
+) -> dict[str, dict[str, float]]:
+    """Simulate, train, clean and evaluate one family for one seed.
+
+    Args:
+        name: Family preset.
+        seed: Simulation seed.
+        spans: Training, validation and test durations, s.
+        options: Further ``deepclean-train fit`` options.
+        folder: Scratch folder.
+
+    Returns:
+        Per version (methods and ``"ideal"``), each metric of
+        :data:`TARGETS` (those that apply) and the wall seconds
+        ``"train"`` and ``"clean"``.
+    """
+    config = load_simulation_config(PRESETS / f"{name}.yaml")
+    band = config.coupling.band
+    train_end = GPS_START + spans[0] + spans[1]
+    end = train_end + spans[2]
+    fname = simulate(
+        folder,
+        GPS_START,
+        end - GPS_START,
+        STRAIN,
+        WITNESSES,
+        MAINS,
+        sample_rate=SAMPLE_RATE,
+        seed=seed,
+        config=config,
+        progress=False,
+    )
+    witnesses = [c for c in file_info(fname).channels if c != STRAIN]
+    channels = [STRAIN, *witnesses]
+    train, _, _ = read_timeseries(
+        fname, channels, GPS_START, train_end, dtype=np.float64
+    )
+    test, t0, _ = read_timeseries(
+        fname, channels, train_end - CONTEXT, end, dtype=np.float64
+    )
+    train_witnesses = np.stack([train.pop(w) for w in witnesses])
+    test_witnesses = np.stack([test[w] for w in witnesses])
+    times = {}
+
+    began = time.perf_counter()
+    model = train_deepclean(
+        fname, witnesses, band, spans, folder / "train", options
+    )
+    times["DeepClean"] = {"train": time.perf_counter() - began}
+    began = time.perf_counter()
+    cleaned, cleaned_t0 = clean_deepclean(
+        model, test[STRAIN], test_witnesses.astype(np.float32), t0
+    )
+    times["DeepClean"]["clean"] = time.perf_counter() - began
+    versions = {"DeepClean": cleaned}
+
+    for baseline in (wiener_baselines, nomad_baseline):
+        began = time.perf_counter()
+        results = baseline(
+            train_witnesses,
+            train[STRAIN],
+            test_witnesses,
+            test[STRAIN],
+            SAMPLE_RATE,
+            [band],
+            find_mains(witnesses, MAINS),
+        )
+        seconds = time.perf_counter() - began
+        offset = round((cleaned_t0 - t0) * SAMPLE_RATE)
+        for key, series in results.items():
+            versions[key] = series[offset : offset + cleaned.size]
+            times[key] = {"train": seconds}
+
+    first = round((train_end - cleaned_t0) * SAMPLE_RATE)
+    last = round((end - CONTEXT - cleaned_t0) * SAMPLE_RATE)
+    if first < 0 or last > cleaned.size:
+        raise RuntimeError(
+            f"DeepClean cleaned [{cleaned_t0}, "
+            f"{cleaned_t0 + cleaned.size / SAMPLE_RATE}), not the "
+            f"evaluated span [{train_end}, {end - CONTEXT}); raise CONTEXT"
+        )
+    truth = read_truth(fname, train_end, end - CONTEXT)
+    raw = test[STRAIN][
+        round((train_end - t0) * SAMPLE_RATE) : round(
+            (end - CONTEXT - t0) * SAMPLE_RATE
+        )
+    ]
+    evaluation = evaluate(
+        raw,
+        {key: series[first:last] for key, series in versions.items()},
+        SAMPLE_RATE,
+        [band],
+        start=train_end,
+        ideal=truth.ideal,
+        injections=truth.templates,
+    )
+    fractions = range_fraction(evaluation)
+    metrics = {
+        IDEAL: {
+            "range": fractions[IDEAL],
+            "oob": evaluation.ratios[IDEAL].out_of_band,
+        }
+    }
+    for key in versions:
+        metrics[key] = {
+            "excess": evaluation.excess_over_ideal[key],
+            "removed": evaluation.coupled_power_removed[key],
+            "range": fractions[key],
+            "oob": evaluation.ratios[key].out_of_band,
+            "injection": injection_residual(evaluation, key),
+            **times[key],
+        }
+    return metrics
+
+
+def mean_over_seeds(
+    results: list[dict[str, dict[str, float]]],
+) -> dict[str, dict[str, float]]:
+    """Each metric of each version averaged over seeds."""
+    return {
+        version: {
+            metric: float(np.mean([seed[version][metric] for seed in results]))
+            for metric in numbers
+        }
+        for version, numbers in results[0].items()
+    }
+
+
+def cell(metrics: dict[str, float], key: str, mark: bool) -> str:
+    """One value with its pass/fail mark, or ``-`` when absent."""
+    if key not in metrics or math.isnan(metrics[key]):
+        return "-"
+    target = TARGETS[key]
+    text = f"{metrics[key] * target.scale:.4f}"
+    if mark:
+        text += " ok" if target.met(metrics[key]) else " NO"
+    return text
+
+
+def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
+    """The one table: targets, then every family's methods and ideal."""
+    widths = (15, 18, 12, 12, 12, 12, 12, 8, 8)
+    heading = ("family", "method", *(t.name for t in TARGETS.values()))
+    heading += ("train s", "clean s")
+    targets = ("target", "", *(t.text for t in TARGETS.values()), "", "")
+
+    def line(cells: tuple[str, ...]) -> str:
+        return " ".join(
+            f"{text:>{width}}"
+            for text, width in zip(cells, widths, strict=True)
+        )
+
+    print(line(heading))
+    print(line(targets))
+    for family, versions in table.items():
+        for version in (*METHODS, IDEAL):
+            if version not in versions:
+                continue
+            metrics = versions[version]
+            values = tuple(
+                cell(metrics, key, version != IDEAL) for key in TARGETS
+            )
+            seconds = tuple(
+                f"{metrics[key]:.0f}" if key in metrics else "-"
+                for key in ("train", "clean")
+            )
+            print(line((family, version, *values, *seconds)))
+        rivals = [v for v in ("Wiener + products", "NOMAD") if v in versions]
+        ahead = all(
+            versions["DeepClean"]["excess"] < versions[v]["excess"]
+            for v in rivals
+        )
+        print(
+            f"{family:>15} DeepClean ahead of {' and '.join(rivals)} on "
+            f"excess: {'ok' if ahead else 'NO'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--families", nargs="+", choices=FAMILIES, default=list(FAMILIES)
+    )
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs (default: the reference config's)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: the cores other processes leave free)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: one seed, spans / 4, one epoch of 16 batches",
+    )
+    arguments = parser.parse_args()
+    if arguments.threads is not None:
+        # deepclean-train fit reads it when training starts
+        os.environ[THREADS_VARIABLE] = str(arguments.threads)
+    threads = configure_threads(arguments.threads)
+    spans, seeds, options = SPANS, arguments.seeds, []
+    epochs = arguments.epochs
+    if arguments.quick:
+        spans, seeds, epochs = tuple(s / 4 for s in SPANS), 1, 1
+        options = ["--data.batches_per_epoch", "16"]
+    if epochs is not None:
+        options += ["--trainer.max_epochs", str(epochs)]
+    began = time.perf_counter()
+    table = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for family in arguments.families:
+            results = []
+            for seed in range(seeds):
+                folder = Path(scratch) / f"{family}-{seed}"
+                results.append(
+                    run_family(family, seed, spans, options, folder)
+                )
+            table[family] = mean_over_seeds(results)
+    print(
+        f"\n{seeds} seed(s), spans {spans} s, {threads} threads, "
+        f"{time.perf_counter() - began:.0f} s"
+    )
+    print_table(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,6 @@
 """The deepclean-data command line: help, subcommands, config file, errors."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,34 @@ def test_simulate_then_replay(tmp_path, capsys):
     frame = tmp_path / "frames" / f"H-H1_lldetchar-{START + 1}-1.gwf"
     _, t0, sample_rate = read_gwf(frame, WITNESSES)
     assert (t0, sample_rate) == (START + 1, 1024)
+
+
+def test_simulate_takes_a_simulation_yaml(tmp_path, capsys):
+    """What the Fetch task passes for luigi.cfg's simulation_config."""
+    config = tmp_path / "simulation.yaml"
+    config.write_text("coupling:\n  skirt_ratio: 2.5\n  drift_witness: true\n")
+    main(
+        [
+            "simulate",
+            f"--output_dir={tmp_path / 'data'}",
+            f"--start={START}",
+            "--duration=4",
+            "--sample_rate=1024",
+            f"--strain_channel={STRAIN}",
+            f"--witnesses=[{','.join(WITNESSES)}]",
+            f"--mains_channel={WITNESSES[0]}",
+            f"--config={config}",
+            "--progress=false",
+        ]
+    )
+    data_file = Path(capsys.readouterr().out.strip())
+    truth = json.loads(
+        data_file.parent.joinpath(
+            "truth", data_file.with_suffix(".json").name
+        ).read_text()
+    )
+    assert truth["config"]["coupling"]["skirt_ratio"] == 2.5
+    assert set(truth["drift_witness"]) <= set(file_info(data_file).channels)
 
 
 def test_query_from_config_file(tmp_path, capsys):

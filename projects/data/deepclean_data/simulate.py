@@ -58,7 +58,7 @@ def simulate(
     sample_rate: float = 4096,
     prefix: str = "deepclean",
     seed: int = 0,
-    config: SimulationConfig | None = None,
+    config: SimulationConfig = SimulationConfig(),
     progress: bool = True,
 ) -> Path:
     """Write a span of simulated detector data and its truth.
@@ -81,7 +81,8 @@ def simulate(
         sample_rate: Samples per second of every channel, Hz.
         prefix: File name prefix.
         seed: Seed of every random choice.
-        config: Simulation parameters; defaults when None.
+        config: Simulation parameters (on the command line: a YAML file
+            or dotted keys, e.g. ``--config.coupling.skirt_ratio 2``).
         progress: Show a progress bar over blocks.
 
     Existing files of the same name are replaced atomically; if the
@@ -90,7 +91,6 @@ def simulate(
     Returns:
         Path of the data file.
     """
-    config = SimulationConfig() if config is None else config
     if duration <= 0:
         raise ValueError(f"duration {duration} must be > 0 seconds")
     if seed < 0:

@@ -45,7 +45,10 @@ each metric marked against the issue's targets (first row), and whether
 DeepClean beats Wiener + products and NOMAD on the excess.
 
 Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
-       [--epochs N] [--threads N] [--quick]
+       [--epochs N] [--threads N] [--products] [--quick]
+
+``--products`` adds a row for DeepClean trained with the mains monitor x
+every other witness as extra inputs (``data.product_witness``).
 
 ``--quick`` is a smoke run: one seed, a quarter of every span, one short
 epoch. The full run takes 20-40 min on 2 CPU cores.
@@ -104,7 +107,16 @@ GPS_START = 1_250_000_000
 SPANS = (896.0, 128.0, 512.0)
 # Seconds of data each method sees either side of the evaluated span.
 CONTEXT = 8.0
-METHODS = ("DeepClean", "Wiener", "Wiener + products", "NOMAD")
+# DeepClean trained as it ships, and the ablations --products adds.
+VARIANTS = {"DeepClean": []}
+PRODUCTS = {"DeepClean + products": ["--data.product_witness", MAINS]}
+METHODS = (
+    *VARIANTS,
+    *PRODUCTS,
+    "Wiener",
+    "Wiener + products",
+    "NOMAD",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +264,7 @@ def run_family(
     seed: int,
     spans: tuple[float, float, float],
     options: list[str],
+    variants: dict[str, list[str]],
     folder: Path,
 ) -> dict[str, dict[str, float]]:
     """Simulate, train, clean and evaluate one family for one seed.
@@ -261,6 +274,8 @@ def run_family(
         seed: Simulation seed.
         spans: Training, validation and test durations, s.
         options: Further ``deepclean-train fit`` options.
+        variants: DeepClean versions to train, by name: their own
+            ``deepclean-train fit`` options (ablations).
         folder: Scratch folder.
 
     Returns:
@@ -296,17 +311,24 @@ def run_family(
     test_witnesses = np.stack([test[w] for w in witnesses])
     times = {}
 
-    began = time.perf_counter()
-    model = train_deepclean(
-        fname, witnesses, band, spans, folder / "train", options
-    )
-    times["DeepClean"] = {"train": time.perf_counter() - began}
-    began = time.perf_counter()
-    cleaned, cleaned_t0 = clean_deepclean(
-        model, test[STRAIN], test_witnesses.astype(np.float32), t0
-    )
-    times["DeepClean"]["clean"] = time.perf_counter() - began
-    versions = {"DeepClean": cleaned}
+    versions = {}
+    for variant, variant_options in variants.items():
+        began = time.perf_counter()
+        model = train_deepclean(
+            fname,
+            witnesses,
+            band,
+            spans,
+            folder / variant.replace(" ", ""),
+            [*options, *variant_options],
+        )
+        times[variant] = {"train": time.perf_counter() - began}
+        began = time.perf_counter()
+        cleaned, cleaned_t0 = clean_deepclean(
+            model, test[STRAIN], test_witnesses.astype(np.float32), t0
+        )
+        times[variant]["clean"] = time.perf_counter() - began
+        versions[variant] = cleaned
 
     for baseline in (wiener_baselines, nomad_baseline):
         began = time.perf_counter()
@@ -449,6 +471,12 @@ def main() -> None:
         help="torch threads (default: the cores other processes leave free)",
     )
     parser.add_argument(
+        "--products",
+        action="store_true",
+        help="also train DeepClean with the mains x every other witness "
+        "products as inputs (an ablation row)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: one seed, spans / 4, one epoch of 16 batches",
@@ -472,8 +500,9 @@ def main() -> None:
             results = []
             for seed in range(seeds):
                 folder = Path(scratch) / f"{family}-{seed}"
+                variants = VARIANTS | (PRODUCTS if arguments.products else {})
                 results.append(
-                    run_family(family, seed, spans, options, folder)
+                    run_family(family, seed, spans, options, variants, folder)
                 )
             table[family] = mean_over_seeds(results)
     print(

@@ -67,6 +67,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepclean.couplings import resolve
 from deepclean_clean.evaluate import (
     IDEAL,
     RAW,
@@ -95,12 +96,9 @@ TRAIN_CONFIG = (
     Path(__file__).parents[1] / "projects" / "train" / "configs"
 ) / "reference.yaml"
 STRAIN = "H1:GDS-CALIB_STRAIN"
-ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
-ASC_LOOPS += ("SRC2", "DHARD", "CHARD", "DSOFT", "CSOFT")
-MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
-WITNESSES = [MAINS] + [
-    f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
-]
+PROBLEM = resolve("H1", "60Hz")
+WITNESSES = list(PROBLEM.witnesses)
+MAINS = PROBLEM.line_witness
 SAMPLE_RATE = 4096.0
 GPS_START = 1_250_000_000
 # Training, validation and test spans, s.

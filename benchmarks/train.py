@@ -53,6 +53,7 @@ from models import (
     network_rate_options,
 )
 
+from deepclean.couplings import resolve
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation.config import SimulationConfig
 from deepclean_engine import CleaningEngine, SpectralDensity, in_band_mask
@@ -61,12 +62,9 @@ from deepclean_io import file_info, read_timeseries
 from deepclean_io.truth import read_truth
 
 STRAIN = "H1:GDS-CALIB_STRAIN"
-ASC_LOOPS = ("INP1", "MICH", "PRC1", "PRC2", "SRC1")
-ASC_LOOPS += ("SRC2", "DHARD", "CHARD", "DSOFT", "CSOFT")
-MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
-WITNESSES = [MAINS] + [
-    f"H1:ASC-{loop}_{dof}_INMON" for loop in ASC_LOOPS for dof in "PY"
-]
+PROBLEM = resolve("H1", "60Hz")
+WITNESSES = list(PROBLEM.witnesses)
+MAINS = PROBLEM.line_witness
 BAND = (55.0, 65.0)
 GPS_START = 1_250_000_000
 

@@ -54,20 +54,23 @@ def test_subcommand_help(subcommand, options, capsys):
     assert "--clock" not in text
 
 
+def simulate_arguments(output_dir) -> list[str]:
+    """``deepclean-data simulate`` of 4 s at 1024 Hz into output_dir."""
+    return [
+        "simulate",
+        f"--output_dir={output_dir}",
+        f"--start={START}",
+        "--duration=4",
+        "--sample_rate=1024",
+        f"--strain_channel={STRAIN}",
+        f"--witnesses=[{','.join(WITNESSES)}]",
+        f"--mains_channel={WITNESSES[0]}",
+        "--progress=false",
+    ]
+
+
 def test_simulate_then_replay(tmp_path, capsys):
-    main(
-        [
-            "simulate",
-            f"--output_dir={tmp_path / 'data'}",
-            f"--start={START}",
-            "--duration=4",
-            "--sample_rate=1024",
-            f"--strain_channel={STRAIN}",
-            f"--witnesses=[{','.join(WITNESSES)}]",
-            f"--mains_channel={WITNESSES[0]}",
-            "--progress=false",
-        ]
-    )
+    main(simulate_arguments(tmp_path / "data"))
     data_file = tmp_path / "data" / f"deepclean-{START}-4.hdf5"
     assert capsys.readouterr().out.strip() == str(data_file)
     assert {STRAIN, *WITNESSES} <= set(file_info(data_file).channels)
@@ -92,20 +95,7 @@ def test_simulate_takes_a_simulation_yaml(tmp_path, capsys):
     """What the Fetch task passes for luigi.cfg's simulation_config."""
     config = tmp_path / "simulation.yaml"
     config.write_text("coupling:\n  skirt_ratio: 2.5\n  drift_witness: true\n")
-    main(
-        [
-            "simulate",
-            f"--output_dir={tmp_path / 'data'}",
-            f"--start={START}",
-            "--duration=4",
-            "--sample_rate=1024",
-            f"--strain_channel={STRAIN}",
-            f"--witnesses=[{','.join(WITNESSES)}]",
-            f"--mains_channel={WITNESSES[0]}",
-            f"--config={config}",
-            "--progress=false",
-        ]
-    )
+    main([*simulate_arguments(tmp_path / "data"), f"--config={config}"])
     data_file = Path(capsys.readouterr().out.strip())
     truth = json.loads(
         data_file.parent.joinpath(

@@ -71,20 +71,29 @@ def cleaned_run(tmp_path_factory):
     return root, data, model
 
 
-def test_report_compares_deepclean_classical_peers_and_ideal(cleaned_run):
+def assess_run(
+    cleaned_run, output_dir, end: float, mains_channel: str = MAINS
+) -> dict:
+    """Evaluate the cleaned run from START + 256 to ``end``, baselines
+    fitted on the 256 s before."""
     root, data, model = cleaned_run
-    headline = assess(
+    return assess(
         model,
         data,
         root / "cleaned",
-        root / "report",
+        output_dir,
         start=START + 256,
-        end=START + 380,
+        end=end,
         train_file=data,
-        mains_channel=MAINS,
+        mains_channel=mains_channel,
         train_start=START,
         train_end=START + 256,
     )
+
+
+def test_report_compares_deepclean_classical_peers_and_ideal(cleaned_run):
+    root = cleaned_run[0]
+    headline = assess_run(cleaned_run, root / "report", START + 380)
     methods = {"DeepClean", "Wiener", "Wiener + products", "NOMAD"}
     assert set(headline) == methods | {"ideal"}
     for numbers in (headline[name] for name in methods):
@@ -102,20 +111,9 @@ def test_report_compares_deepclean_classical_peers_and_ideal(cleaned_run):
 
 
 def test_products_use_the_given_mains_channel(cleaned_run, tmp_path):
-    root, data, model = cleaned_run
-
     def products_ratio(mains_channel: str) -> float:
-        headline = assess(
-            model,
-            data,
-            root / "cleaned",
-            tmp_path / mains_channel,
-            start=START + 256,
-            end=START + 320,
-            train_file=data,
-            mains_channel=mains_channel,
-            train_start=START,
-            train_end=START + 256,
+        headline = assess_run(
+            cleaned_run, tmp_path / mains_channel, START + 320, mains_channel
         )
         return headline["Wiener + products"]["in_band_asd_ratio"]
 
@@ -124,17 +122,12 @@ def test_products_use_the_given_mains_channel(cleaned_run, tmp_path):
 
 
 def test_mains_channel_must_be_a_witness(cleaned_run, tmp_path):
-    root, data, model = cleaned_run
     with pytest.raises(ValueError) as error:
-        assess(
-            model,
-            data,
-            root / "cleaned",
+        assess_run(
+            cleaned_run,
             tmp_path / "report",
-            start=START + 256,
-            end=START + 320,
-            train_file=data,
-            mains_channel="H1:PEM-EX_MAINSMON_EBAY_1_DQ",
+            START + 320,
+            "H1:PEM-EX_MAINSMON_EBAY_1_DQ",
         )
     message = str(error.value)
     assert "'H1:PEM-EX_MAINSMON_EBAY_1_DQ' is not among" in message

@@ -9,6 +9,7 @@ from deepclean_clean.nomad import (
     NomadSettings,
     apply_nomad,
     fit_nomad,
+    model_rate,
     nomad_baseline,
 )
 
@@ -121,3 +122,19 @@ def test_refuses_settings_it_cannot_fit(bilinear, settings, message) -> None:
             mains_index=1,
             settings=settings,
         )
+
+
+@pytest.mark.parametrize(
+    ("requested", "data_rate", "band", "expected"),
+    [
+        (None, 4096.0, (55.0, 65.0), 1024),
+        (None, 512.0, (55.0, 65.0), 512),
+        (None, 4096.0, (480.0, 520.0), 2048),
+        (None, 4096.0, (1000.0, 1100.0), 4096),
+        (256, 4096.0, (55.0, 65.0), 256),
+    ],
+)
+def test_model_rate_leaves_the_band_below_its_nyquist(
+    requested, data_rate, band, expected
+) -> None:
+    assert model_rate(requested, data_rate, [band]) == expected

@@ -16,11 +16,11 @@ narrow band as an expert would:
   witness: the bilinear sidebands). Order 2 is an option; with 20
   modulation witnesses it has 231 modulated signals and its fit did not
   finish within 20 minutes on 2 CPU cores;
-- model rate 1024 Hz. NOMAD brings its estimate to the strain rate by
-  repeating samples, and training does not compensate that hold: at
-  256 Hz it delays a 60 Hz estimate by 1.8 ms (0.7 rad), and the model
-  removed 54 % of the coupled power on the simulated detector against
-  92 % at 1024 Hz;
+- model rate 1024 Hz (higher for bands above 409.6 Hz). NOMAD brings
+  its estimate to the strain rate by repeating samples, and training
+  does not compensate that hold: at 256 Hz it delays a 60 Hz estimate
+  by 1.8 ms (0.7 rad), and the model removed 54 % of the coupled power
+  on the simulated detector against 92 % at 1024 Hz;
 - uniform frequency weighting, which minimises the residual power the
   evaluation counts (inverse-PSD weighting spreads the fit evenly over
   the bins and leaves most of the line's power); first numerators of
@@ -45,6 +45,8 @@ import torch
 
 from deepclean_engine import BandpassFilter
 
+# NOMAD's model rate for bands up to 409.6 Hz (see model_rate).
+DEFAULT_MODEL_RATE = 1024
 # Names the NOMAD model gives its channels; they never leave this module.
 _IFO = "X1"
 _TARGET = f"{_IFO}:STRAIN"
@@ -59,9 +61,10 @@ class NomadSettings:
     """How the NOMAD baseline is trained.
 
     Attributes:
-        sample_rate: Rate of NOMAD's model (its ``fs``), Hz, or the
-            data's rate where that is lower; must divide the data's
-            rate.
+        sample_rate: Rate of NOMAD's model (its ``fs``), Hz; ``None``:
+            1024 Hz (or the data's rate, if lower), doubled while the
+            highest band edge is above 0.4 times it. Must divide the
+            data's rate.
         modulation_order: Highest number of modulation witnesses
             multiplying the mains monitor in one modulated signal.
         fftlength: Length of the segments of the cross-spectral
@@ -71,7 +74,7 @@ class NomadSettings:
         stride: Length of the chunks the engine is fed, s.
     """
 
-    sample_rate: int = 1024
+    sample_rate: int | None = None
     modulation_order: int = 1
     fftlength: float = 10.0
     num_sections: int = 10
@@ -79,7 +82,9 @@ class NomadSettings:
     stride: float = 64.0
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.modulation_order < 0:
+        if (
+            self.sample_rate is not None and self.sample_rate <= 0
+        ) or self.modulation_order < 0:
             raise ValueError(
                 f"NOMAD sample_rate = {self.sample_rate} Hz must be > 0 and "
                 f"modulation_order = {self.modulation_order} >= 0"
@@ -89,6 +94,32 @@ class NomadSettings:
                 f"NOMAD fftlength = {self.fftlength} s and stride = "
                 f"{self.stride} s must be > 0"
             )
+
+
+def model_rate(
+    requested: int | None, sample_rate: float, bands: Sequence[Sequence[float]]
+) -> int:
+    """NOMAD's model rate for data at ``sample_rate`` cleaned in ``bands``.
+
+    Args:
+        requested: :attr:`NomadSettings.sample_rate`.
+        sample_rate: The data's sample rate, Hz.
+        bands: Cleaning bands, ``(low, high)`` pairs in Hz.
+
+    Returns:
+        ``requested``, or by default 1024 Hz (the data's rate if lower),
+        doubled up to the data's rate while the highest band edge lies
+        above 0.4 times it (NOMAD's model rate must leave the band below
+        its Nyquist frequency, with room for the coupling filters).
+    """
+    if requested is not None:
+        return requested
+    data_rate = round(sample_rate)
+    highest = max(high for _, high in bands)
+    rate = min(DEFAULT_MODEL_RATE, data_rate)
+    while highest > 0.4 * rate and 2 * rate <= data_rate:
+        rate *= 2
+    return rate
 
 
 def _check_rates(
@@ -138,8 +169,8 @@ def fit_nomad(
     from nomad.train.optimize import build_model, train
     from nomad.train.preprocess import TrainingData, compute_csd, prepare
 
-    model_rate = min(settings.sample_rate, round(sample_rate))
-    rate = _check_rates(sample_rate, bands, model_rate)
+    fs = model_rate(settings.sample_rate, sample_rate, bands)
+    rate = _check_rates(sample_rate, bands, fs)
     if not 0 <= mains_index < len(witnesses):
         raise ValueError(
             f"mains_index {mains_index} must be the row of the mains "
@@ -162,7 +193,7 @@ def fit_nomad(
         target=_TARGET,
         noise_witnesses=[mains],
         modulation_witnesses=modulations,
-        fs=model_rate,
+        fs=fs,
         t_fft=settings.fftlength,
         fband=[list(band) for band in bands],
         n_sos=settings.num_sections,

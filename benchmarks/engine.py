@@ -1,15 +1,17 @@
 """Throughput of the cleaning engine alone (no I/O), on CPU by default.
 
-The reference-size DeepClean model (deepclean_train's
-DeepCleanAutoencoder with witness and strain scaling, 21 witnesses,
-~43k parameters, running at 512 Hz between the resampling filters
-unless ``--network-sample-rate`` says otherwise), untrained, on 4096 Hz
-data with 1 s kernels every 0.5 s. Prints seconds of data cleaned per
-wall-clock second for the offline path (whole span) and the streaming
-path (1 s frames), plus the model's forward pass alone for comparison.
+The reference model as ``projects/train/configs/reference.yaml`` builds it
+(deepclean_train's DeepCleanAutoencoder with witness and strain scaling,
+21 witnesses, ~43k parameters, the network at 256 Hz between the
+resampling filters unless ``--network-sample-rate`` says otherwise),
+untrained, on 4096 Hz data with the config's 2 s windows every 1 s.
+Prints seconds of data cleaned per wall-clock second for the offline
+path (whole span, through the model's span entry point) and the
+streaming path (1 s frames), plus the model's forward pass on window
+copies alone for comparison.
 
 Usage: python benchmarks/engine.py [--duration 256] [--threads 2]
-       [--batch-size 64] [--device cpu] [--network-sample-rate 512]
+       [--batch-size 64] [--device cpu] [--network-sample-rate 256]
 """
 
 import argparse

@@ -138,3 +138,18 @@ def test_model_rate_leaves_the_band_below_its_nyquist(
     requested, data_rate, band, expected
 ) -> None:
     assert model_rate(requested, data_rate, [band]) == expected
+
+
+def test_refuses_witnesses_with_gaps(bilinear) -> None:
+    """NOMAD's engine would read NaN as the training mean, silently."""
+    witnesses = bilinear["witnesses"].copy()
+    witnesses[2, 1000] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit_nomad(
+            witnesses,
+            bilinear["strain"],
+            SAMPLE_RATE,
+            BANDS,
+            mains_index=1,
+            settings=SETTINGS,
+        )

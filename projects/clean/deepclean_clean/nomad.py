@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from deepclean_clean.wiener import checked_strain, checked_witnesses
 from deepclean_engine import BandpassFilter
 
 # NOMAD's model rate for bands up to 409.6 Hz (see model_rate).
@@ -171,6 +172,8 @@ def fit_nomad(
 
     fs = model_rate(settings.sample_rate, sample_rate, bands)
     rate = _check_rates(sample_rate, bands, fs)
+    witnesses = checked_witnesses(witnesses)
+    strain = checked_strain(strain, witnesses)
     if not 0 <= mains_index < len(witnesses):
         raise ValueError(
             f"mains_index {mains_index} must be the row of the mains "
@@ -205,12 +208,9 @@ def fit_nomad(
         weighting="uniform",
         maxiter=settings.max_iterations,
     )
-    series = {
-        _witness_name(index): np.asarray(row, dtype=np.float64)
-        for index, row in enumerate(witnesses)
-    }
+    series = {_witness_name(index): row for index, row in enumerate(witnesses)}
     data = TrainingData(
-        target=np.asarray(strain, dtype=np.float64),
+        target=strain,
         target_fs=rate,
         noise={mains: series[mains]},
         noise_fs={mains: rate},
@@ -259,12 +259,8 @@ def apply_nomad(
     from nomad.core.subtract import SubtractionEngine
 
     rate = _check_rates(sample_rate, bands, model.fs)
-    strain = np.asarray(strain, dtype=np.float64)
-    if strain.shape != witnesses.shape[1:]:
-        raise ValueError(
-            f"strain {strain.shape} must have shape (time,) with the "
-            f"witnesses' {witnesses.shape[1]} samples"
-        )
+    witnesses = checked_witnesses(witnesses)
+    strain = checked_strain(strain, witnesses)
     engine = SubtractionEngine(model)
     names = [_witness_name(index) for index in range(len(witnesses))]
     engine.configure_rates(dict.fromkeys(names, rate))

@@ -55,6 +55,41 @@ def _zero_extended(series: np.ndarray, begin: int, end: int) -> np.ndarray:
     return np.pad(inside, padding)
 
 
+def checked_witnesses(witnesses: np.ndarray) -> np.ndarray:
+    """Witnesses as float64 ``(channels, time)``, every sample finite.
+
+    Raises:
+        ValueError: another shape, or NaN/inf samples.
+    """
+    witnesses = np.asarray(witnesses, dtype=np.float64)
+    if witnesses.ndim != 2:
+        raise ValueError(
+            f"witnesses must have shape (channels, time), got "
+            f"{witnesses.shape}"
+        )
+    if not np.isfinite(witnesses).all():
+        raise ValueError(
+            "witnesses contain NaN or infinite samples; cut those "
+            "stretches out before fitting or predicting"
+        )
+    return witnesses
+
+
+def checked_strain(strain: np.ndarray, witnesses: np.ndarray) -> np.ndarray:
+    """Strain as float64 ``(time,)``, as long as the witnesses.
+
+    Raises:
+        ValueError: the shapes do not match.
+    """
+    strain = np.asarray(strain, dtype=np.float64)
+    if strain.shape != witnesses.shape[1:]:
+        raise ValueError(
+            f"strain {strain.shape} must have shape (time,) with the "
+            f"witnesses' {witnesses.shape[1]} samples"
+        )
+    return strain
+
+
 def find_mains(channels: Sequence[str], mains_channel: str) -> int:
     """Row of the mains monitor among the witness channels.
 
@@ -138,17 +173,7 @@ class WienerFilter:
         return whole_samples("fftlength", self.fftlength, self.sample_rate)
 
     def _check_witnesses(self, witnesses: np.ndarray) -> np.ndarray:
-        witnesses = np.asarray(witnesses, dtype=np.float64)
-        if witnesses.ndim != 2:
-            raise ValueError(
-                f"witnesses must have shape (channels, time), got "
-                f"{witnesses.shape}"
-            )
-        if not np.isfinite(witnesses).all():
-            raise ValueError(
-                "witnesses contain NaN or infinite samples; cut those "
-                "stretches out before fitting or predicting"
-            )
+        witnesses = checked_witnesses(witnesses)
         if self.mains_index is not None and not (
             0 <= self.mains_index < witnesses.shape[0]
             and witnesses.shape[0] > 1
@@ -341,13 +366,7 @@ class WienerFilter:
 
     def clean(self, witnesses: np.ndarray, strain: np.ndarray) -> np.ndarray:
         """Strain minus the predicted noise, shape ``(time,)``."""
-        strain = np.asarray(strain, dtype=np.float64)
-        if strain.shape != witnesses.shape[1:]:
-            raise ValueError(
-                f"strain {strain.shape} must have shape (time,) with the "
-                f"witnesses' {witnesses.shape[1]} samples"
-            )
-        return strain - self.predict(witnesses)
+        return checked_strain(strain, witnesses) - self.predict(witnesses)
 
 
 def wiener_baselines(

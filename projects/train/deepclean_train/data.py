@@ -38,7 +38,6 @@ from deepclean_engine import (
 from deepclean_engine.config import whole_samples
 from deepclean_engine.resampling import Decimator, resampling_factor
 from deepclean_io import file_info, read_timeseries
-from deepclean_train.predictor import line_index
 
 Band = tuple[float, float]
 SPAN_NAMES = ("train", "valid", "test")
@@ -93,8 +92,10 @@ class DeepCleanDataModule(pl.LightningDataModule):
             ``sample_rate`` divided by an integer; ``None`` for
             ``sample_rate``.
         product_witness: witness (the mains monitor) whose products with
-            every other are extra network inputs (declared here with the
-            channels, linked into the model); ``None`` for none.
+            every other are extra network inputs; declared here with the
+            channels and linked into the model, which checks it and
+            computes the products (the windows served here are the raw
+            witnesses either way); ``None`` for none.
     """
 
     def __init__(
@@ -118,7 +119,6 @@ class DeepCleanDataModule(pl.LightningDataModule):
         super().__init__()
         if not witnesses:
             raise ValueError("witnesses is empty; list the witness channels")
-        line_index(list(witnesses), product_witness)
         duplicates = sorted({w for w in witnesses if witnesses.count(w) > 1})
         if duplicates:
             raise ValueError(
@@ -149,7 +149,6 @@ class DeepCleanDataModule(pl.LightningDataModule):
         self.fname = Path(fname)
         self.strain_channel = strain_channel
         self.witnesses = list(witnesses)
-        self.product_witness = product_witness
         self.sample_rate = float(sample_rate)
         self.bands = validate_bands(bands, sample_rate)
         self.kernel_length = kernel_length

@@ -6,7 +6,7 @@ A coupling file is INI text with one section per problem, named
 IFO prefix) and optionally a ``line_witness``, the one of its witnesses
 that records the power line (the simulated detector's mains monitor and
 the channel the evaluation's ``Wiener + products`` baseline multiplies
-with the others; both need one)::
+with the others, NOMAD's noise witness; both need one)::
 
     [problem 120Hz]
     description = first harmonic of the mains line

@@ -27,7 +27,7 @@ class Coupling:
             monitor), one of ``witnesses``; None when the problem has
             none. The simulated detector makes it its mains monitor, and
             the evaluation's ``Wiener + products`` baseline multiplies it
-            with every other witness.
+            with every other witness (NOMAD's noise witness).
     """
 
     freq_low: float

@@ -73,8 +73,8 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
 
     def run_settings(self) -> dict:
         """The model, the data, every cleaning setting and the mains
-        channel of Evaluate's ``Wiener + products`` baseline (Clean and
-        Evaluate share the run name)."""
+        channel of Evaluate's ``Wiener + products`` and NOMAD baselines
+        (Clean and Evaluate share the run name)."""
         if self.model:
             model = content_identity(self.model)
         else:
@@ -249,14 +249,15 @@ class Evaluate(CleanParameters):
 
     def mains_channel(self) -> str:
         """The witness whose products with the others are the inputs of
-        the ``Wiener + products`` baseline: the line witness of the
-        chosen problems.
+        the ``Wiener + products`` baseline and NOMAD's noise witness: the
+        line witness of the chosen problems.
 
         Raises:
             CouplingError: the problems name no line witness.
         """
         return self.resolved().require_line_witness(
-            "the mains channel of Evaluate's Wiener + products baseline"
+            "the mains channel of Evaluate's Wiener + products and NOMAD "
+            "baselines"
         )
 
     def run_folder(self) -> str:

@@ -53,6 +53,35 @@ class TestSpectralDensity:
         np.testing.assert_allclose(psd.numpy(), expected, rtol=1e-10, atol=0)
 
     @pytest.mark.parametrize("average", ["median", "mean"])
+    @pytest.mark.parametrize(
+        ("fftlength", "overlap"), [(1.0, 0.5), (0.5, 0.125)]
+    )
+    def test_in_band_bins_match_scipy_welch(
+        self, average: str, fftlength: float, overlap: float
+    ) -> None:
+        """The matrix-product path (``bands``) gives scipy's in-band bins,
+        constant detrending included (a large offset)."""
+        x = 1e-21 * torch.randn(2, 3, 8 * int(SAMPLE_RATE)).double() + 1e-18
+        density = SpectralDensity(
+            SAMPLE_RATE, fftlength, overlap, average, bands=BANDS
+        )
+        frequencies, expected = scipy_psd(
+            x.numpy(), fftlength, overlap, average
+        )
+        mask = in_band(frequencies)
+        np.testing.assert_allclose(
+            density.frequencies.numpy(), frequencies[mask]
+        )
+        np.testing.assert_allclose(
+            density(x).numpy(), expected[..., mask], rtol=1e-9, atol=0
+        )
+        assert set(density.state_dict()) == {"window"}
+
+    def test_bands_without_bins_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="no PSD bins fall in bands"):
+            SpectralDensity(SAMPLE_RATE, 0.25, bands=[(60.5, 61.5)])
+
+    @pytest.mark.parametrize("average", ["median", "mean"])
     @pytest.mark.parametrize("bad", [np.nan, np.inf])
     def test_non_finite_sample_gives_nan_like_scipy(
         self, average: str, bad: float

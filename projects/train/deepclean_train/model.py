@@ -270,11 +270,18 @@ class DeepCleanModel(pl.LightningModule):
         self._evaluate(span, "test_asdr")
 
     def configure_optimizers(self) -> dict[str, Any]:
-        """Adam with a one-cycle learning rate stepped every batch."""
+        """Adam with a one-cycle learning rate stepped every batch.
+
+        Adam updates all parameters in one multi-tensor call
+        (``foreach``): on CPU, torch's default loops over the small
+        tensors of these networks one by one, which cost a tenth of the
+        reference model's step.
+        """
         optimizer = torch.optim.Adam(
             self.network.parameters(),
             lr=self.hparams.learning_rate,
             weight_decay=self.hparams.weight_decay,
+            foreach=True,
         )
         total_steps = self.trainer.estimated_stepping_batches
         if total_steps == float("inf"):

@@ -37,11 +37,23 @@ class SpectralDensity(torch.nn.Module):
         overlap: segment overlap in seconds; ``None`` means half of
             ``fftlength``.
         average: ``"median"`` (bias-corrected, as scipy) or ``"mean"``.
+        bands: ``(low, high)`` pairs in Hz: estimate only the bins inside
+            them, each as a matrix product of the segments with the
+            detrended, windowed DFT basis of those bins instead of a full
+            FFT (the training loss needs a handful of bins per step);
+            ``None`` for every bin.
 
     Buffers:
         window: periodic Hann window, float64, shape ``(fftlength *
             sample_rate,)``. Its dtype is the compute dtype: ``.to(dtype)``
             switches the PSD precision.
+        bins: with ``bands`` only: boolean mask of the chosen bins over
+            all ``nperseg // 2 + 1``; ``None`` otherwise.
+        basis: with ``bands`` only: cosine then sine columns of the chosen
+            bins times the window, minus their means (constant detrending
+            folded in), float64, ``(fftlength * sample_rate, 2 * freq)``.
+        scale: density normalisation of each bin (one-sided factor over
+            ``sample_rate * sum(window ** 2)``), float64, ``(freq,)``.
     """
 
     def __init__(
@@ -50,6 +62,7 @@ class SpectralDensity(torch.nn.Module):
         fftlength: float,
         overlap: float | None = None,
         average: Literal["median", "mean"] = "median",
+        bands: Sequence[Sequence[float]] | None = None,
     ) -> None:
         super().__init__()
         if average not in ("median", "mean"):
@@ -68,22 +81,46 @@ class SpectralDensity(torch.nn.Module):
                 f"shorter than fftlength ({self.nperseg} samples)"
             )
         self.average = average
-        self.register_buffer(
-            "window",
-            torch.hann_window(
-                self.nperseg, periodic=True, dtype=torch.float64
-            ),
+        window = torch.hann_window(
+            self.nperseg, periodic=True, dtype=torch.float64
         )
+        self.register_buffer("window", window)
+        frequencies = torch.fft.rfftfreq(
+            self.nperseg, 1 / self.sample_rate, dtype=torch.float64
+        )
+        one_sided = torch.full_like(frequencies, 2.0)
+        one_sided[0] = 1
+        if self.nperseg % 2 == 0:
+            one_sided[-1] = 1
+        scale = one_sided / (self.sample_rate * (window**2).sum())
+        bins = basis = None
+        if bands is not None:
+            bins = _band_mask(frequencies, self.sample_rate, bands)
+            cycles = torch.outer(
+                torch.arange(self.nperseg, dtype=torch.float64),
+                torch.arange(frequencies.numel(), dtype=torch.float64)[bins],
+            )
+            phase = 2 * torch.pi * cycles / self.nperseg
+            basis = window[:, None] * torch.cat(
+                [phase.cos(), phase.sin()], dim=1
+            )
+            basis = basis - basis.mean(dim=0)
+            scale = scale[bins]
+        # derived from the arguments: not saved in checkpoints
+        self.register_buffer("bins", bins, persistent=False)
+        self.register_buffer("basis", basis, persistent=False)
+        self.register_buffer("scale", scale, persistent=False)
 
     @property
     def frequencies(self) -> torch.Tensor:
         """Frequencies of the PSD bins in Hz, float64, ``(freq,)``."""
-        return torch.fft.rfftfreq(
+        frequencies = torch.fft.rfftfreq(
             self.nperseg,
             1 / self.sample_rate,
             dtype=torch.float64,
             device=self.window.device,
         )
+        return frequencies if self.bins is None else frequencies[self.bins]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Estimate the PSD.
@@ -94,9 +131,10 @@ class SpectralDensity(torch.nn.Module):
 
         Returns:
             PSD in units**2 / Hz, shape ``(..., freq)`` with ``freq =
-            nperseg // 2 + 1``, in the window's dtype. A NaN or inf
-            sample makes every bin of its series NaN, with either
-            average (as :func:`scipy.signal.welch`).
+            nperseg // 2 + 1`` (or the bins inside ``bands``), in the
+            window's dtype. A NaN or inf sample makes every bin of its
+            series NaN, with either average (as
+            :func:`scipy.signal.welch`).
         """
         if x.shape[-1] < self.nperseg:
             raise ValueError(
@@ -107,16 +145,14 @@ class SpectralDensity(torch.nn.Module):
         window = self.window
         step = self.nperseg - self.noverlap
         segments = x.to(window.dtype).unfold(-1, self.nperseg, step)
-        segments = segments - segments.mean(dim=-1, keepdim=True)
-        spectrum = torch.fft.rfft(segments * window)
-        power = spectrum.real**2 + spectrum.imag**2
-        power = power / (self.sample_rate * (window**2).sum())
-        last = -1 if self.nperseg % 2 == 0 else None
-        one_sided = torch.ones(
-            power.shape[-1], dtype=power.dtype, device=power.device
-        )
-        one_sided[1:last] = 2
-        power = power * one_sided
+        if self.basis is None:
+            segments = segments - segments.mean(dim=-1, keepdim=True)
+            spectrum = torch.fft.rfft(segments * window)
+            power = spectrum.real**2 + spectrum.imag**2
+        else:
+            cosine, sine = (segments @ self.basis).chunk(2, dim=-1)
+            power = cosine**2 + sine**2
+        power = power * self.scale
         num_segments = power.shape[-2]
         if self.average == "mean":
             return power.mean(dim=-2)
@@ -142,15 +178,18 @@ def in_band_mask(
 
 
 def _band_mask(
-    density: SpectralDensity, bands: Sequence[Sequence[float]]
+    frequencies: torch.Tensor,
+    sample_rate: float,
+    bands: Sequence[Sequence[float]],
 ) -> torch.Tensor:
-    bands = validate_bands(bands, density.sample_rate)
-    mask = in_band_mask(density.frequencies, bands)
+    """In-band mask over PSD bins; refuses bands without a bin."""
+    bands = validate_bands(bands, sample_rate)
+    mask = in_band_mask(frequencies, bands)
     if not bool(mask.any()):
+        resolution = float(frequencies[1] - frequencies[0])
         raise ValueError(
             f"no PSD bins fall in bands {list(bands)} at a resolution of "
-            f"{density.sample_rate / density.nperseg} Hz; use a longer "
-            "fftlength"
+            f"{resolution:g} Hz; use a longer fftlength"
         )
     return mask
 
@@ -183,7 +222,7 @@ def asd_ratio(
             "strain must have the same shape"
         )
     density = SpectralDensity(sample_rate, fftlength, overlap).to(raw.device)
-    mask = _band_mask(density, bands)
+    mask = _band_mask(density.frequencies, sample_rate, bands)
     ratio = density(cleaned)[..., mask] / density(raw)[..., mask]
     return ratio.sqrt().mean(dim=-1)
 
@@ -205,8 +244,8 @@ class ASDRatioLoss(torch.nn.Module):
         overlap: Welch overlap in seconds (default half of ``fftlength``).
         alpha: weight of the ASD-ratio term, in [0, 1].
 
-    Buffers:
-        mask: boolean in-band mask over the PSD bins, ``(freq,)``.
+    The Welch PSDs estimate the in-band bins alone (``bands`` of
+    :class:`SpectralDensity`).
     """
 
     RATIO_FLOOR = 1e-20
@@ -224,8 +263,9 @@ class ASDRatioLoss(torch.nn.Module):
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.alpha = alpha
-        self.density = SpectralDensity(sample_rate, fftlength, overlap)
-        self.register_buffer("mask", _band_mask(self.density, bands))
+        self.density = SpectralDensity(
+            sample_rate, fftlength, overlap, bands=bands
+        )
 
     def forward(
         self, prediction: torch.Tensor, target: torch.Tensor
@@ -247,10 +287,7 @@ class ASDRatioLoss(torch.nn.Module):
             )
         target = target.to(torch.float64)
         residual = target - prediction.to(torch.float64)
-        ratio = (
-            self.density(residual)[..., self.mask]
-            / self.density(target)[..., self.mask]
-        )
+        ratio = self.density(residual) / self.density(target)
         loss = self.alpha * ratio.clamp_min(self.RATIO_FLOOR).sqrt().mean()
         if self.alpha < 1:
             loss = loss + (1 - self.alpha) * residual.pow(2).mean()

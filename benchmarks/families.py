@@ -46,9 +46,13 @@ DeepClean beats Wiener + products and NOMAD on the excess.
 
 Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
        [--epochs N] [--threads N] [--products] [--quick]
+       [--ablation "NAME=--model.fftlength 2.0" ...] [--no-baselines]
 
 ``--products`` adds a row for DeepClean trained with the mains monitor x
-every other witness as extra inputs (``data.product_witness``).
+every other witness as extra inputs (``data.product_witness``);
+``--ablation`` adds a row for DeepClean trained with further
+``deepclean-train fit`` options (repeatable); ``--no-baselines`` skips the
+Wiener filters and NOMAD (to compare DeepClean variants quickly).
 
 ``--quick`` is a smoke run: one seed, a quarter of every span, one short
 epoch. The full run takes 20-40 min on 2 CPU cores.
@@ -264,6 +268,7 @@ def run_family(
     options: list[str],
     variants: dict[str, list[str]],
     folder: Path,
+    baselines: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Simulate, train, clean and evaluate one family for one seed.
 
@@ -275,6 +280,7 @@ def run_family(
         variants: DeepClean versions to train, by name: their own
             ``deepclean-train fit`` options (ablations).
         folder: Scratch folder.
+        baselines: Also fit and clean with the Wiener filters and NOMAD.
 
     Returns:
         Per version (methods and ``"ideal"``), each metric of
@@ -328,7 +334,7 @@ def run_family(
         times[variant]["clean"] = time.perf_counter() - began
         versions[variant] = cleaned
 
-    for baseline in (wiener_baselines, nomad_baseline):
+    for baseline in (wiener_baselines, nomad_baseline) if baselines else ():
         began = time.perf_counter()
         results = baseline(
             train_witnesses,
@@ -427,7 +433,8 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
     print(line(heading))
     print(line(targets))
     for family, versions in table.items():
-        for version in (*METHODS, IDEAL):
+        extra = [v for v in versions if v not in (*METHODS, IDEAL)]
+        for version in (*VARIANTS, *extra, *METHODS[len(VARIANTS) :], IDEAL):
             if version not in versions:
                 continue
             metrics = versions[version]
@@ -440,6 +447,8 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
             )
             print(line((family, version, *values, *seconds)))
         rivals = [v for v in ("Wiener + products", "NOMAD") if v in versions]
+        if not rivals:
+            continue
         ahead = all(
             versions["DeepClean"]["excess"] < versions[v]["excess"]
             for v in rivals
@@ -479,7 +488,29 @@ def main() -> None:
         action="store_true",
         help="smoke run: one seed, spans / 4, one epoch of 16 batches",
     )
+    parser.add_argument(
+        "--ablation",
+        action="append",
+        default=[],
+        metavar="NAME=OPTIONS",
+        help="also train DeepClean with these deepclean-train fit options, "
+        'shown as row NAME, e.g. "fft 2s=--model.fftlength 2.0"',
+    )
+    parser.add_argument(
+        "--no-baselines",
+        action="store_true",
+        help="skip the Wiener filters and NOMAD",
+    )
     arguments = parser.parse_args()
+    ablations = {}
+    for ablation in arguments.ablation:
+        name, separator, text = ablation.partition("=")
+        if not separator or not name.strip() or name.strip() in METHODS:
+            parser.error(
+                f"--ablation {ablation!r}: write NAME=OPTIONS with a NAME "
+                f"other than {', '.join(METHODS)}"
+            )
+        ablations[name.strip()] = text.split()
     if arguments.threads is not None:
         # deepclean-train fit reads it when training starts
         os.environ[THREADS_VARIABLE] = str(arguments.threads)
@@ -500,7 +531,15 @@ def main() -> None:
                 folder = Path(scratch) / f"{family}-{seed}"
                 variants = VARIANTS | (PRODUCTS if arguments.products else {})
                 results.append(
-                    run_family(family, seed, spans, options, variants, folder)
+                    run_family(
+                        family,
+                        seed,
+                        spans,
+                        options,
+                        variants | ablations,
+                        folder,
+                        baselines=not arguments.no_baselines,
+                    )
                 )
             table[family] = mean_over_seeds(results)
     print(

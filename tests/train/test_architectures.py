@@ -6,6 +6,8 @@ import torch
 from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
+    Ensemble,
+    architecture_name,
     receptive_field,
 )
 from deepclean_train.predictor import NoisePredictor
@@ -76,3 +78,32 @@ def test_bad_input_is_refused(architecture: type[torch.nn.Module]) -> None:
 def test_even_kernel_is_refused() -> None:
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         DeepCleanAutoencoder(NUM_CHANNELS, kernel_size=6)
+
+
+def test_ensemble_members_start_apart_and_average() -> None:
+    ensemble = Ensemble(DeepCleanAutoencoder(NUM_CHANNELS), 3).eval()
+    weights = [m.input_block[0].weight for m in ensemble.members]
+    assert not torch.equal(weights[0], weights[1])
+    assert not torch.equal(weights[1], weights[2])
+    x = torch.randn(2, NUM_CHANNELS, 512)
+    with torch.no_grad():
+        each = ensemble.members_forward(x)
+        assert each.shape == (3, 2, 512)
+        torch.testing.assert_close(ensemble(x), each.mean(dim=0))
+        torch.testing.assert_close(each[1], ensemble.members[1](x))
+    assert architecture_name(ensemble) == "DeepCleanAutoencoder x 3"
+
+
+def test_ensemble_exports_with_the_predictor() -> None:
+    """TorchScript: the online cleaner loads the scripted predictor."""
+    ensemble = Ensemble(DilatedUNet(NUM_CHANNELS), 2)
+    predictor = NoisePredictor(ensemble, NUM_CHANNELS, 8).eval()
+    scripted = torch.jit.script(predictor)
+    x = torch.randn(1, NUM_CHANNELS, 4096)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), predictor(x))
+
+
+def test_ensemble_of_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2 members"):
+        Ensemble(DeepCleanAutoencoder(NUM_CHANNELS), 1)

@@ -540,3 +540,41 @@ def test_exported_model_with_products_cleans(
     strain, witnesses, _ = validation_span(data_file, metadata)
     window = witnesses[None, :, : round(toy.sample_rate)].float()
     assert module(window).shape == (1, round(toy.sample_rate))
+
+
+def test_ensemble_trains_each_member_and_cleans_with_their_mean(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    output_dir = tmp_path / "run"
+    run(
+        short_fit_arguments(toy, data_file, output_dir)
+        + ["--model.ensemble_size", "2"]
+    )
+    module, metadata = load_exported_model(output_dir / "model.pt")
+    assert metadata["architecture"] == "DeepCleanAutoencoder x 2"
+    first, second = module.network.members.children()
+    reloaded = DeepCleanModel.load_from_checkpoint(
+        output_dir / "best.ckpt",
+        arch=DeepCleanAutoencoder(len(toy.witnesses)),
+    )
+    assert reloaded.hparams.ensemble_size == 2
+    assert len(reloaded.network.members) == 2
+    _, witnesses, _ = validation_span(data_file, metadata)
+    windows = witnesses[:, : 4 * 512].reshape(4, 4, 512).transpose(0, 1)
+    features = module.features(module.decimator(windows.float()))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module.network(features),
+            (first(features) + second(features)) / 2,
+        )
+
+
+def test_ensemble_size_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="ensemble_size must be at least 1"):
+        build_cli(
+            tmp_path,
+            "--config",
+            str(CONFIGS / "reference.yaml"),
+            "--model.ensemble_size",
+            "0",
+        )

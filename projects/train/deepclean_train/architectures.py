@@ -15,8 +15,12 @@ noise of shape ``(batch, time)``. ``time`` must be a multiple of
   a stack of dilated residual convolutions at the coarsest rate, which
   reaches a receptive field of 499 samples (0.97 s at 512 Hz) for about
   0.17 M parameters.
+
+:class:`Ensemble` averages independently initialised copies of any of
+them.
 """
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -248,6 +252,67 @@ class DilatedUNet(nn.Module):
         for index, block in enumerate(self.up):
             hidden = block(hidden) + skips[-1 - index]
         return self.output_conv(hidden)[:, 0]
+
+
+class Ensemble(nn.Module):
+    """The mean prediction of independently initialised copies of a network.
+
+    Members share the architecture and the training batches but start
+    from different random weights, so their errors are partly
+    independent and the mean has less of them: on the simulated detector
+    two fits of the same config that differ only in their seed differ by
+    as much as their distance from the ideal. Training fits every member
+    to the target on its own (:meth:`members_forward`); cleaning uses the
+    mean (:meth:`forward`). Costs ``size`` times the compute of one.
+
+    Args:
+        network: the first member; the others are deep copies with every
+            parameter re-drawn (``reset_parameters``).
+        size: number of members, at least 2.
+    """
+
+    def __init__(self, network: nn.Module, size: int) -> None:
+        super().__init__()
+        if size < 2:
+            raise ValueError(
+                f"an ensemble needs at least 2 members, got {size}; use the "
+                "network itself for 1"
+            )
+        members = [network]
+        for _ in range(size - 1):
+            member = copy.deepcopy(network)
+            for module in member.modules():
+                if hasattr(module, "reset_parameters"):
+                    module.reset_parameters()
+            members.append(member)
+        self.members = nn.ModuleList(members)
+
+    def members_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's prediction.
+
+        Args:
+            x: standardised witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            ``(members, batch, time)``.
+        """
+        predictions = []
+        for member in self.members:
+            predictions.append(member(x))
+        return torch.stack(predictions)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' mean prediction, ``(batch, time)``."""
+        return self.members_forward(x).mean(dim=0)
+
+
+def architecture_name(network: nn.Module) -> str:
+    """The network's class, ``"DeepCleanAutoencoder x 3"`` for an
+    ensemble of three."""
+    if isinstance(network, Ensemble):
+        member = type(network.members[0]).__name__
+        return f"{member} x {len(network.members)}"
+    return type(network).__name__
 
 
 def receptive_field(

@@ -22,7 +22,7 @@ from deepclean_engine import (
     load_exported_model,
     save_exported_model,
 )
-from deepclean_train.architectures import receptive_field
+from deepclean_train.architectures import architecture_name, receptive_field
 from deepclean_train.predictor import NoisePredictor, line_index
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def model_metadata(
         "stride": 1 / config.inference_sampling_rate,
         "cleaning": config.to_dict(),
         "network_sample_rate": config.sample_rate / model.predictor.factor,
-        "architecture": type(model.network).__name__,
+        "architecture": architecture_name(model.network),
         "product_witness": model.hparams.product_witness,
         "receptive_field": receptive_field(
             NoisePredictor(

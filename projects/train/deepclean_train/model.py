@@ -23,6 +23,7 @@ from deepclean_engine import (
 )
 from deepclean_engine.config import EdgeHandling
 from deepclean_engine.resampling import passband_edge, resampling_factor
+from deepclean_train.architectures import Ensemble
 from deepclean_train.data import Band, DeepCleanDataModule, Span
 from deepclean_train.export import load_pretrained_network
 from deepclean_train.predictor import NoisePredictor, line_index
@@ -116,6 +117,10 @@ class DeepCleanModel(pl.LightningModule):
         init_from: exported ``model.pt`` whose network weights initialise
             this model (fine-tuning); its channels must match. Not saved
             in checkpoints (their weights already include it).
+        ensemble_size: train this many independently initialised copies
+            of ``arch`` side by side and clean with their mean
+            (:class:`~deepclean_train.architectures.Ensemble`); 1 for the
+            network alone. Multiplies the training and cleaning compute.
     """
 
     def __init__(
@@ -142,10 +147,17 @@ class DeepCleanModel(pl.LightningModule):
         valid_batch_size: int = 64,
         product_witness: str | None = None,
         init_from: str | None = None,
+        ensemble_size: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["arch", "init_from"])
         factor = _network_factor(sample_rate, network_sample_rate, bands)
+        if ensemble_size > 1:
+            arch = Ensemble(arch, ensemble_size)
+        elif ensemble_size < 1:
+            raise ValueError(
+                f"ensemble_size must be at least 1, got {ensemble_size}"
+            )
         self.predictor = NoisePredictor(
             arch,
             len(witnesses),
@@ -222,11 +234,18 @@ class DeepCleanModel(pl.LightningModule):
         The data module serves both at the network's rate (decimated
         over the whole span with the network's decimator), so the step
         runs the architecture alone and the loss at that rate; the
-        in-band ASD ratio is the same at either rate.
+        in-band ASD ratio is the same at either rate. An ensemble's
+        loss is the mean of its members' losses, so that each member
+        fits the target on its own.
         """
         witnesses, target = batch
-        predictor = self.predictor
-        prediction = predictor.network(predictor.features(witnesses))
+        network = self.predictor.network
+        features = self.predictor.features(witnesses)
+        if isinstance(network, Ensemble):
+            prediction = network.members_forward(features).flatten(0, 1)
+            target = target.repeat(len(network.members), 1)
+        else:
+            prediction = network(features)
         loss = self.loss(prediction, target)
         self.log(
             "train_loss",

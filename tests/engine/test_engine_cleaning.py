@@ -120,14 +120,29 @@ class TestStitching:
             final, torch.ones_like(final), rtol=0, atol=1e-12
         )
 
-    def test_overlap_add_matches_a_loop(self) -> None:
-        predictions = torch.randn(5, 8, dtype=torch.float64)
-        weights = torch.rand(8, dtype=torch.float64)
-        expected = torch.zeros(4 * 3 + 8, dtype=torch.float64)
+    @pytest.mark.parametrize(
+        ("kernel", "stride", "kept"),
+        [(8, 3, None), (8, 4, None), (8, 4, (2, 6)), (10, 4, (4, 8))],
+    )
+    def test_overlap_add_matches_a_loop(
+        self, kernel: int, stride: int, kept: tuple[int, int] | None
+    ) -> None:
+        """Strides that do and do not divide the kernel, and edge_pad-like
+        weights that are zero on whole blocks."""
+        predictions = torch.randn(5, kernel, dtype=torch.float64)
+        weights = torch.rand(kernel, dtype=torch.float64)
+        if kept is not None:
+            weights = torch.zeros(kernel, dtype=torch.float64)
+            weights[kept[0] : kept[1]] = 1
+        expected = torch.zeros(4 * stride + kernel, dtype=torch.float64)
         for index, prediction in enumerate(predictions):
-            expected[3 * index : 3 * index + 8] += weights * prediction
+            start = stride * index
+            expected[start : start + kernel] += weights * prediction
         torch.testing.assert_close(
-            overlap_add(predictions, weights, 3), expected
+            overlap_add(predictions, weights, stride),
+            expected,
+            rtol=1e-15,
+            atol=1e-15,
         )
 
 

@@ -27,7 +27,11 @@ from deepclean_engine import (
     load_exported_model,
 )
 from deepclean_io import read_timeseries
-from deepclean_train.architectures import DeepCleanAutoencoder, DilatedUNet
+from deepclean_train.architectures import (
+    DeepCleanAutoencoder,
+    DilatedUNet,
+    architecture_name,
+)
 from deepclean_train.cli import DeepCleanCLI, main, run
 from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.model import DeepCleanModel
@@ -333,6 +337,18 @@ def test_gpu_overlay_builds(tmp_path: Path) -> None:
     assert cli.datamodule.batch_size == 512
     assert cli.trainer.max_epochs == 100
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+
+
+def test_ensemble_overlay_builds(tmp_path: Path) -> None:
+    cli = build_cli(
+        tmp_path,
+        "--config",
+        str(CONFIGS / "reference.yaml"),
+        "--config",
+        str(CONFIGS / "ensemble.yaml"),
+    )
+    assert architecture_name(cli.model.network) == "DeepCleanAutoencoder x 3"
+    assert cli.model.network.members[2].num_channels == 21
 
 
 @pytest.mark.slow

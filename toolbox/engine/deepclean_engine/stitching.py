@@ -54,11 +54,20 @@ def overlap_add(
     """
     num_windows, kernel = predictions.shape
     length = (num_windows - 1) * stride + kernel
-    columns = (predictions * weights).T.unsqueeze(0)
-    series = torch.nn.functional.fold(
-        columns,
-        output_size=(1, length),
-        kernel_size=(1, kernel),
-        stride=(1, stride),
-    )
-    return series.reshape(length)
+    # cut each window into stride-long blocks: block j of window i lands
+    # on block i + j of the series, so the sum is one shifted add per
+    # block position (skipping blocks whose weights are all zero, which
+    # is all but the kept one or two with edge_pad)
+    blocks = -(-kernel // stride)
+    padding = blocks * stride - kernel
+    weighted = torch.nn.functional.pad(predictions, (0, padding))
+    weights = torch.nn.functional.pad(weights, (0, padding))
+    weighted = weighted.reshape(num_windows, blocks, stride)
+    weights = weights.reshape(blocks, stride)
+    series = predictions.new_zeros(num_windows + blocks - 1, stride)
+    for block in range(blocks):
+        if bool(weights[block].any()):
+            series[block : block + num_windows] += (
+                weighted[:, block] * weights[block]
+            )
+    return series.reshape(-1)[:length]

@@ -47,12 +47,16 @@ DeepClean beats Wiener + products and NOMAD on the excess.
 Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
        [--epochs N] [--threads N] [--products] [--quick]
        [--ablation "NAME=--model.fftlength 2.0" ...] [--no-baselines]
+       [--hybrid]
 
 ``--products`` adds a row for DeepClean trained with the mains monitor x
 every other witness as extra inputs (``data.product_witness``);
 ``--ablation`` adds a row for DeepClean trained with further
-``deepclean-train fit`` options (repeatable); ``--no-baselines`` skips the
-Wiener filters and NOMAD (to compare DeepClean variants quickly).
+``deepclean-train fit`` options (repeatable); ``--hybrid`` adds the
+classical-then-DeepClean row: NOMAD, fitted on the first 1024 s, cleans
+the whole file, and DeepClean trains on and cleans what it leaves;
+``--no-baselines`` skips the Wiener filters and NOMAD (to compare
+DeepClean variants quickly).
 
 ``--quick`` is a smoke run: one seed, a quarter of every span, one short
 epoch. The full run takes 20-40 min on 2 CPU cores.
@@ -80,7 +84,7 @@ from deepclean_clean.evaluate import (
     bns_range,
     evaluate,
 )
-from deepclean_clean.nomad import nomad_baseline
+from deepclean_clean.nomad import apply_nomad, fit_nomad, nomad_baseline
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation import load_simulation_config
@@ -90,7 +94,7 @@ from deepclean_engine import (
     load_exported_model,
 )
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
-from deepclean_io import file_info, read_timeseries
+from deepclean_io import file_info, read_timeseries, write_timeseries
 from deepclean_io.truth import read_truth
 from deepclean_train.cli import run as train
 
@@ -112,12 +116,15 @@ CONTEXT = 8.0
 # DeepClean trained as it ships, and the ablations --products adds.
 VARIANTS = {"DeepClean": []}
 PRODUCTS = {"DeepClean + products": ["--data.product_witness", MAINS]}
+# DeepClean trained on, and cleaning, the strain NOMAD leaves (--hybrid).
+HYBRID = "NOMAD + DeepClean"
 METHODS = (
     *VARIANTS,
     *PRODUCTS,
     "Wiener",
     "Wiener + products",
     "NOMAD",
+    HYBRID,
 )
 
 
@@ -261,6 +268,47 @@ def clean_deepclean(
     return segment.cleaned.numpy(), segment.t0
 
 
+def nomad_residual_file(
+    fname: Path,
+    witnesses: list[str],
+    band: tuple[float, float],
+    fit_end: float,
+    folder: Path,
+) -> Path:
+    """A copy of a simulated file whose strain is NOMAD's residual.
+
+    NOMAD is fitted on the file's start up to ``fit_end`` (the span the
+    other methods train on) and cleans the whole file in one stream, so
+    DeepClean trains on, and later cleans, what the classical filter
+    leaves.
+
+    Args:
+        fname: Simulated data file.
+        witnesses: Witness channels, in the order the model sees them.
+        band: Cleaning band, Hz.
+        fit_end: GPS end of NOMAD's training span, s.
+        folder: Where the copy goes (same file name).
+
+    Returns:
+        The copy: the strain cleaned by NOMAD, the witnesses unchanged.
+    """
+    data, t0, _ = read_timeseries(
+        fname, [STRAIN, *witnesses], dtype=np.float64
+    )
+    rows = np.stack([data[w] for w in witnesses])
+    fit = round((fit_end - t0) * SAMPLE_RATE)
+    model = fit_nomad(
+        rows[:, :fit],
+        data[STRAIN][:fit],
+        SAMPLE_RATE,
+        [band],
+        find_mains(witnesses, MAINS),
+    )
+    data[STRAIN] = apply_nomad(model, rows, data[STRAIN], SAMPLE_RATE, [band])
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_timeseries(folder / fname.name, data, t0, SAMPLE_RATE)
+
+
 def run_family(
     name: str,
     seed: int,
@@ -269,6 +317,7 @@ def run_family(
     variants: dict[str, list[str]],
     folder: Path,
     baselines: bool = True,
+    hybrid: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Simulate, train, clean and evaluate one family for one seed.
 
@@ -281,6 +330,9 @@ def run_family(
             ``deepclean-train fit`` options (ablations).
         folder: Scratch folder.
         baselines: Also fit and clean with the Wiener filters and NOMAD.
+        hybrid: Also train and clean with DeepClean after NOMAD
+            (:func:`nomad_residual_file`), the row :data:`HYBRID`; its
+            ``train`` seconds include NOMAD's fit and cleaning.
 
     Returns:
         Per version (methods and ``"ideal"``), each metric of
@@ -333,6 +385,29 @@ def run_family(
         )
         times[variant]["clean"] = time.perf_counter() - began
         versions[variant] = cleaned
+
+    if hybrid:
+        began = time.perf_counter()
+        residual_fname = nomad_residual_file(
+            fname, witnesses, band, train_end, folder / "nomad-residual"
+        )
+        model = train_deepclean(
+            residual_fname,
+            witnesses,
+            band,
+            spans,
+            folder / "hybrid",
+            options,
+        )
+        times[HYBRID] = {"train": time.perf_counter() - began}
+        residual, _, _ = read_timeseries(
+            residual_fname, [STRAIN], train_end - CONTEXT, end
+        )
+        began = time.perf_counter()
+        versions[HYBRID], _ = clean_deepclean(
+            model, residual[STRAIN], test_witnesses.astype(np.float32), t0
+        )
+        times[HYBRID]["clean"] = time.perf_counter() - began
 
     for baseline in (wiener_baselines, nomad_baseline) if baselines else ():
         began = time.perf_counter()
@@ -449,14 +524,17 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
         rivals = [v for v in ("Wiener + products", "NOMAD") if v in versions]
         if not rivals:
             continue
-        ahead = all(
-            versions["DeepClean"]["excess"] < versions[v]["excess"]
-            for v in rivals
-        )
-        print(
-            f"{family:>15} DeepClean ahead of {' and '.join(rivals)} on "
-            f"excess: {'ok' if ahead else 'NO'}"
-        )
+        for learned in ("DeepClean", HYBRID):
+            if learned not in versions:
+                continue
+            ahead = all(
+                versions[learned]["excess"] < versions[v]["excess"]
+                for v in rivals
+            )
+            print(
+                f"{family:>15} {learned} ahead of {' and '.join(rivals)} "
+                f"on excess: {'ok' if ahead else 'NO'}"
+            )
 
 
 def main() -> None:
@@ -501,6 +579,12 @@ def main() -> None:
         action="store_true",
         help="skip the Wiener filters and NOMAD",
     )
+    parser.add_argument(
+        "--hybrid",
+        action="store_true",
+        help=f"also train DeepClean on the strain NOMAD leaves and clean "
+        f"after NOMAD (row {HYBRID!r})",
+    )
     arguments = parser.parse_args()
     ablations = {}
     for ablation in arguments.ablation:
@@ -539,6 +623,7 @@ def main() -> None:
                         variants | ablations,
                         folder,
                         baselines=not arguments.no_baselines,
+                        hybrid=arguments.hybrid,
                     )
                 )
             table[family] = mean_over_seeds(results)

@@ -6,6 +6,13 @@ from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
 from deepclean.tasks.online import Online, Publish, Replay
 from deepclean.tasks.pipeline import Pipeline
+from deepclean.tasks.retrain import (
+    Retrain,
+    RetrainReport,
+    StepClean,
+    StepModel,
+    StepTrain,
+)
 from deepclean.tasks.train import Train
 
 messages.install()
@@ -20,5 +27,10 @@ __all__ = [
     "Publish",
     "Query",
     "Replay",
+    "Retrain",
+    "RetrainReport",
+    "StepClean",
+    "StepModel",
+    "StepTrain",
     "Train",
 ]

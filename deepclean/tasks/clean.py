@@ -71,20 +71,27 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
     def model_path(self) -> str:
         return self.model or Train.req(self).output().path
 
+    def model_requirement(self) -> law.Task | None:
+        """The task that writes :meth:`model_path`; None for a given
+        model."""
+        return None if self.model else Train.req(self)
+
+    def model_identity(self) -> dict:
+        """What names the model in the run's settings."""
+        if self.model:
+            return content_identity(self.model)
+        train = Train.req(self)
+        return {
+            "train_run": train.run_name(),
+            "settings": fingerprint(train.run_settings()),
+        }
+
     def run_settings(self) -> dict:
         """The model, the data, every cleaning setting and the mains
         channel of Evaluate's ``Wiener + products`` and NOMAD baselines
         (Clean and Evaluate share the run name)."""
-        if self.model:
-            model = content_identity(self.model)
-        else:
-            train = Train.req(self)
-            model = {
-                "train_run": train.run_name(),
-                "settings": fingerprint(train.run_settings()),
-            }
         return {
-            "model": model,
+            "model": self.model_identity(),
             "data": os.path.basename(self.data_folder()),
             "channel_suffix": self.channel_suffix,
             "clean_file_length": self.clean_file_length,
@@ -113,18 +120,6 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
     def run_folder(self) -> str:
         return self.clean_folder()
 
-    def fetched_files(self) -> list[tuple[str, float, float]]:
-        """``(path, start, end)`` of every fetched file, in GPS order."""
-        fetch = Fetch.req(self)
-        return sorted(
-            (
-                fetch.req(fetch, branch=branch).output().path,
-                start,
-                start + duration,
-            )
-            for branch, (start, duration) in fetch.branch_map.items()
-        )
-
 
 class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     """One branch per fetched file overlapping [clean_start, clean_end):
@@ -136,8 +131,8 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def workflow_requires(self):
         requirements = super().workflow_requires()
         requirements["data"] = Fetch.req(self)
-        if not self.model:
-            requirements["model"] = Train.req(self)
+        if self.model_requirement() is not None:
+            requirements["model"] = self.model_requirement()
         return requirements
 
     def requires(self):

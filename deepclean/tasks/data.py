@@ -100,6 +100,18 @@ class DataParameters(law.Task):
         if self.source == "simulated":
             self.simulated_mains()
 
+    def fetched_files(self) -> list[tuple[str, float, float]]:
+        """``(path, start, end)`` of every fetched file, in GPS order."""
+        fetch = Fetch.req(self)
+        return sorted(
+            (
+                fetch.req(fetch, branch=branch).output().path,
+                start,
+                start + duration,
+            )
+            for branch, (start, duration) in fetch.branch_map.items()
+        )
+
     def resolved(self) -> Resolved:
         """Bands and witnesses of the chosen subtraction problems (resolved
         once, when the task is made)."""

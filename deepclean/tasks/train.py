@@ -97,17 +97,28 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             "witnesses": list(resolved.witnesses),
             "bands": [list(band) for band in resolved.bands],
             "sample_rate": self.sample_rate,
-            "train_offset": self.train_offset,
+            "train_offset": self.training_offset(),
             "train_duration": self.train_duration,
             "valid_duration": self.valid_duration,
             "train_config": [
                 content_identity(path) for path in self.config_files()
             ],
-            "init_from": (
-                content_identity(self.init_from) if self.init_from else None
-            ),
+            "init_from": self.init_identity(),
             "product_witness": self.product_witness(),
         }
+
+    def init_model(self) -> str:
+        """The exported model fine-tuning starts from; empty for none."""
+        return self.init_from
+
+    def init_identity(self) -> dict | None:
+        """What names :meth:`init_model` in the run's settings."""
+        return content_identity(self.init_from) if self.init_from else None
+
+    def training_offset(self) -> float:
+        """Start of the training span after the first training file's
+        start, s."""
+        return self.train_offset
 
     def product_witness(self) -> str | None:
         """The line witness whose products are network inputs, if on."""
@@ -136,11 +147,11 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
     def bind_paths(self) -> list[str]:
         paths = [
             self.run_folder(),
-            os.path.dirname(self.training_file()),
+            *{os.path.dirname(path) for path in self.training_files()},
             *(os.path.dirname(path) for path in self.config_files()),
         ]
-        if self.init_from:
-            paths.append(os.path.dirname(self.init_from))
+        if self.init_model():
+            paths.append(os.path.dirname(self.init_model()))
         return [*paths, *super().bind_paths()]
 
     def last_checkpoint(self) -> str:
@@ -164,19 +175,26 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         first = min(fetch.branch_map, key=lambda b: fetch.branch_map[b][0])
         return fetch.req(fetch, branch=first).output().path
 
+    def training_files(self) -> list[str]:
+        """Back-to-back data files holding the training and validation
+        spans (one by default: :meth:`training_file`)."""
+        return [self.training_file()]
+
     def command(self) -> list[str]:
         resolved = self.resolved()
         bands = ",".join(f"[{low},{high}]" for low, high in resolved.bands)
+        files = self.training_files()
+        fname = files[0] if len(files) == 1 else f"[{','.join(files)}]"
         args = [
             self.executable("deepclean-train"),
             "fit",
             *(f"--config={path}" for path in self.config_files()),
-            f"--data.fname={self.training_file()}",
+            f"--data.fname={fname}",
             f"--data.strain_channel={self.ifo}:{self.strain_channel}",
             f"--data.witnesses=[{','.join(resolved.witnesses)}]",
             f"--data.bands=[{bands}]",
             f"--data.sample_rate={self.sample_rate}",
-            f"--data.train_offset={self.train_offset}",
+            f"--data.train_offset={self.training_offset()}",
             f"--data.train_duration={self.train_duration}",
             f"--data.valid_duration={self.valid_duration}",
             f"--trainer.default_root_dir={self.run_folder()}",
@@ -191,8 +209,8 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
                 args.append("--trainer.strategy=ddp")
         else:
             args += ["--trainer.accelerator=cpu", "--trainer.devices=1"]
-        if self.init_from:
-            args.append(f"--model.init_from={self.init_from}")
+        if self.init_model():
+            args.append(f"--model.init_from={self.init_model()}")
         if self.witness_products:
             args.append(f"--data.product_witness={self.product_witness()}")
         if os.path.exists(self.last_checkpoint()):

@@ -1,5 +1,6 @@
 """The training data module: spans, scalers, window sampling, bad input."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,11 @@ from deepclean_io import write_timeseries
 from deepclean_train.data import DeepCleanDataModule
 
 
-def make_data(toy, fname: Path, **overrides: object) -> DeepCleanDataModule:
+def make_data(
+    toy, fname: Path | list[str], **overrides: object
+) -> DeepCleanDataModule:
     arguments = {
-        "fname": str(fname),
+        "fname": fname if isinstance(fname, list) else str(fname),
         "strain_channel": toy.strain_channel,
         "witnesses": toy.witnesses,
         "sample_rate": toy.sample_rate,
@@ -53,6 +56,58 @@ class TestSpans:
             data.spans["valid"].witnesses[2, :10].numpy(),
             channels[toy.witnesses[2]][first : first + 10],
         )
+
+
+def _split(toy, tmp_path: Path, cuts: list[float], gap: float = 0.0):
+    """The toy data cut into files at ``cuts`` s (``gap`` s dropped after
+    the first cut)."""
+    channels = toy.channels()
+    edges = [0.0, *cuts, toy.duration]
+    paths = []
+    for index, (first, last) in enumerate(itertools.pairwise(edges)):
+        if index == 1:
+            first += gap
+        lo, hi = (round(t * toy.sample_rate) for t in (first, last))
+        paths.append(
+            write_timeseries(
+                tmp_path / f"part-{index}.hdf5",
+                {name: values[lo:hi] for name, values in channels.items()},
+                toy.t0 + first,
+                toy.sample_rate,
+            )
+        )
+    return paths
+
+
+class TestSeveralFiles:
+    def test_spans_cross_file_boundaries(self, toy, tmp_path: Path) -> None:
+        paths = _split(toy, tmp_path, [50.0, 90.0])
+        data = make_data(toy, [str(p) for p in paths])
+        data.setup("fit")
+        single = make_data(
+            toy,
+            write_timeseries(
+                tmp_path / "whole.hdf5",
+                toy.channels(),
+                toy.t0,
+                toy.sample_rate,
+            ),
+        )
+        single.setup("fit")
+        for name in ("train", "valid", "test"):
+            assert data.spans[name].t0 == single.spans[name].t0
+            torch.testing.assert_close(
+                data.spans[name].strain, single.spans[name].strain
+            )
+            torch.testing.assert_close(
+                data.spans[name].witnesses, single.spans[name].witnesses
+            )
+
+    def test_files_with_a_gap_are_refused(self, toy, tmp_path: Path) -> None:
+        paths = _split(toy, tmp_path, [50.0], gap=4.0)
+        data = make_data(toy, [str(p) for p in paths])
+        with pytest.raises(ValueError, match="files of 2 segments"):
+            data.setup("fit")
 
 
 def test_scalers_are_fitted_on_the_training_span(toy, data_file: Path) -> None:

@@ -21,17 +21,19 @@ from deepclean_clean.nomad import NomadSettings
 from deepclean_tracking import WandbSettings, log_run
 
 
-def read_cleaned(
-    cleaned_dir: Path, channel: str, start: float, end: float
-) -> np.ndarray:
-    """Cleaned strain ``(time,)`` over ``[start, end)`` from GWF files.
+def _covering_frames(
+    cleaned_dir: Path, start: float, end: float
+) -> tuple[list[tuple[Path, float, float]], float]:
+    """Cleaned GWF files covering ``[start, end)`` without a gap.
 
-    Raises:
-        ValueError: the files do not cover the span without a gap.
+    Returns:
+        ``(frames, covered)``: ``(path, first, last)`` of each file and
+        the part of it inside the span, in GPS order, and the end of the
+        gap-free coverage from ``start`` (``start`` when none).
     """
-    from deepclean_io.gwf import parse_frame_name, read_gwf
+    from deepclean_io.gwf import parse_frame_name
 
-    pieces, cursor = [], start
+    frames, cursor = [], start
     for path in sorted(
         Path(cleaned_dir).glob(f"*_{OUTPUT_TAG}-*.gwf"),
         key=lambda p: parse_frame_name(p).gps,
@@ -41,17 +43,41 @@ def read_cleaned(
             continue
         if name.gps > cursor:
             break
-        data, t0, rate = read_gwf(path, [channel])
-        first = round((cursor - t0) * rate)
-        last = round((min(end, name.gps + name.duration) - t0) * rate)
-        pieces.append(data[channel][first:last])
-        cursor = min(end, name.gps + name.duration)
+        last = min(end, name.gps + name.duration)
+        frames.append((path, cursor, last))
+        cursor = last
+    return frames, cursor
+
+
+def cleaned_coverage(cleaned_dir: Path, start: float, end: float) -> float:
+    """End of the cleaned frames' gap-free coverage of ``[start, end)``
+    from ``start``, GPS s (``start`` when nothing covers it)."""
+    return _covering_frames(cleaned_dir, start, end)[1]
+
+
+def read_cleaned(
+    cleaned_dir: Path, channel: str, start: float, end: float
+) -> np.ndarray:
+    """Cleaned strain ``(time,)`` over ``[start, end)`` from GWF files.
+
+    Raises:
+        ValueError: the files do not cover the span without a gap.
+    """
+    from deepclean_io.gwf import read_gwf
+
+    frames, cursor = _covering_frames(cleaned_dir, start, end)
     if not math.isclose(cursor, end):
         raise ValueError(
             f"cleaned frames in {cleaned_dir} cover [{gps_text(start)}, "
             f"{gps_text(cursor)}) of [{gps_text(start)}, {gps_text(end)}); "
             "run deepclean-clean clean over the whole span first"
         )
+    pieces = []
+    for path, first, last in frames:
+        data, t0, rate = read_gwf(path, [channel])
+        lo = round((first - t0) * rate)
+        hi = round((last - t0) * rate)
+        pieces.append(data[channel][lo:hi])
     return np.concatenate(pieces)
 
 

@@ -1,4 +1,5 @@
-"""``deepclean-clean``: offline and online cleaning, evaluation reports.
+"""``deepclean-clean``: offline and online cleaning, evaluation reports,
+the retraining gate and report.
 
 Each subcommand's options are the arguments of the typed function that
 does the work (``deepclean-clean clean --help``). Expected errors print
@@ -15,6 +16,7 @@ from jsonargparse import CLI
 from deepclean_clean.assess import assess
 from deepclean_clean.clean import CleanSummary, clean
 from deepclean_clean.online import OnlineSummary, online
+from deepclean_clean.retrain import gate, retrain_report
 from deepclean_io.commands import run_command_line
 
 
@@ -22,7 +24,13 @@ def _run(argv: list[str]) -> None:
     """Parse ``argv``, run the subcommand and print a cleaning run's
     line."""
     result = CLI(
-        {"clean": clean, "online": online, "evaluate": assess},
+        {
+            "clean": clean,
+            "online": online,
+            "evaluate": assess,
+            "gate": gate,
+            "retrain-report": retrain_report,
+        },
         args=argv,
         description="DeepClean offline and online cleaning and evaluation.",
         as_positional=False,

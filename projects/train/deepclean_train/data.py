@@ -37,7 +37,7 @@ from deepclean_engine import (
 )
 from deepclean_engine.config import whole_samples
 from deepclean_engine.resampling import Decimator, resampling_factor
-from deepclean_io import file_info, read_timeseries
+from deepclean_io.hdf5 import ContiguousFiles, contiguous_files
 
 Band = tuple[float, float]
 SPAN_NAMES = ("train", "valid", "test")
@@ -70,10 +70,12 @@ class Span:
 
 
 class DeepCleanDataModule(pl.LightningDataModule):
-    """Windows of witnesses and band-passed strain from one HDF5 file.
+    """Windows of witnesses and band-passed strain from HDF5 files.
 
     Args:
-        fname: gwpy-layout HDF5 file holding the strain and witnesses.
+        fname: gwpy-layout HDF5 file holding the strain and witnesses,
+            or a list of back-to-back files of one segment (read as one
+            series: spans may cross the files' boundaries).
         strain_channel: name of the strain channel.
         witnesses: witness channel names, in the order the model sees.
         sample_rate: expected sample rate of the file, Hz.
@@ -83,8 +85,8 @@ class DeepCleanDataModule(pl.LightningDataModule):
         valid_duration: length of the validation span after it, s.
         test_duration: length of the test span after validation, s
             (0 for none).
-        train_offset: start of the training span after the file start, s
-            (to train or retrain on a later stretch).
+        train_offset: start of the training span after the (first)
+            file's start, s (to train or retrain on a later stretch).
         batch_size: windows per training batch.
         batches_per_epoch: training batches per epoch.
         filter_order: Butterworth order of the target band-pass.
@@ -100,7 +102,7 @@ class DeepCleanDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        fname: str,
+        fname: list[str] | str,
         strain_channel: str,
         witnesses: list[str],
         sample_rate: float,
@@ -146,7 +148,13 @@ class DeepCleanDataModule(pl.LightningDataModule):
                 "batch_size and batches_per_epoch must be >= 1, got "
                 f"{batch_size} and {batches_per_epoch}"
             )
-        self.fname = Path(fname)
+        self.fnames = [
+            Path(path)
+            for path in ([fname] if isinstance(fname, str) else fname)
+        ]
+        if not self.fnames:
+            raise ValueError("fname is an empty list; give the data files")
+        self.segment: ContiguousFiles | None = None
         self.strain_channel = strain_channel
         self.witnesses = list(witnesses)
         self.sample_rate = float(sample_rate)
@@ -218,40 +226,58 @@ class DeepCleanDataModule(pl.LightningDataModule):
             start = end
         return bounds
 
+    def _source(self) -> str:
+        """The data files, as messages name them."""
+        if len(self.fnames) == 1:
+            return str(self.fnames[0])
+        first, last = self.fnames[0], self.fnames[-1]
+        return f"{first} ... {last} ({len(self.fnames)} files)"
+
     def _check_file(self) -> dict[str, tuple[float, float]]:
-        """Refuse a file that lacks channels, time or the sample rate."""
-        if not self.fname.is_file():
-            raise FileNotFoundError(
-                f"data file {self.fname} does not exist; pass an existing "
-                "HDF5 file as data.fname"
-            )
-        info = file_info(self.fname)
-        missing = [c for c in self.channels if c not in info.channels]
-        if missing:
+        """Refuse files that lack channels, time or the sample rate, or
+        that are not one segment."""
+        for path in self.fnames:
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"data file {path} does not exist; pass existing HDF5 "
+                    "files as data.fname"
+                )
+        segments = contiguous_files(self.fnames)
+        if len(segments) > 1:
             raise ValueError(
-                f"channels {missing} are not in {self.fname}; it holds "
-                f"{sorted(info.channels)}. Fix the channel names or fetch "
-                "a file that has them"
+                f"data.fname lists files of {len(segments)} segments (a gap "
+                f"after {segments[0].files[-1]}); pass back-to-back files "
+                "of one segment"
             )
-        if not math.isclose(info.sample_rate, self.sample_rate):
+        segment = self.segment = segments[0]
+        for path, info in zip(segment.files, segment.infos, strict=True):
+            missing = [c for c in self.channels if c not in info.channels]
+            if missing:
+                raise ValueError(
+                    f"channels {missing} are not in {path}; it holds "
+                    f"{sorted(info.channels)}. Fix the channel names or "
+                    "fetch a file that has them"
+                )
+            if not math.isclose(info.sample_rate, self.sample_rate):
+                raise ValueError(
+                    f"{path} is sampled at {info.sample_rate:g} Hz but "
+                    f"sample_rate is {self.sample_rate:g} Hz; set "
+                    f"data.sample_rate to {info.sample_rate:g} or resample "
+                    "the file"
+                )
+        bounds = self.span_bounds(segment.t0)
+        needed = max(end for _, end in bounds.values()) - segment.t0
+        duration = segment.end - segment.t0
+        if needed > duration + 0.5 / self.sample_rate:
             raise ValueError(
-                f"{self.fname} is sampled at {info.sample_rate:g} Hz but "
-                f"sample_rate is {self.sample_rate:g} Hz; set "
-                f"data.sample_rate to {info.sample_rate:g} or resample the "
-                "file"
-            )
-        bounds = self.span_bounds(info.t0)
-        needed = max(end for _, end in bounds.values()) - info.t0
-        if needed > info.duration + 0.5 / info.sample_rate:
-            raise ValueError(
-                f"{self.fname} holds {info.duration:g} s but train_offset + "
+                f"{self._source()} holds {duration:g} s but train_offset + "
                 f"train, valid and test durations need {needed:g} s; "
                 "shorten the spans or use a longer file"
             )
         return bounds
 
     def _read_span(self, name: str, start: float, end: float) -> Span:
-        data, t0, _ = read_timeseries(self.fname, self.channels, start, end)
+        data, t0, _ = self.segment.read(self.channels, start, end)
         for channel, values in data.items():
             bad = ~np.isfinite(values)
             if bad.any():
@@ -259,7 +285,7 @@ class DeepCleanDataModule(pl.LightningDataModule):
                 raise ValueError(
                     f"channel {channel!r} has {int(bad.sum())} NaN/inf "
                     f"samples in the {name} span [{start}, {end}) of "
-                    f"{self.fname}, the first at GPS {first}; move the "
+                    f"{self._source()}, the first at GPS {first}; move the "
                     "spans (data.train_offset and durations) to data "
                     "without gaps"
                 )

@@ -1,0 +1,538 @@
+"""Retraining: the promotion gate and the report over a retraining run.
+
+Production DeepClean fine-tunes its model at a fixed cadence. A freshly
+fine-tuned model goes live only through :func:`gate`: the candidate and
+the live model clean the most recent held-out span with the cleaning
+engine (the code of offline and online cleaning), and the candidate is
+promoted only if its in-band ASD ratio is lower than the live model's and
+its out-of-band ratio stays within ``out_of_band_tolerance`` of 1.
+
+:func:`retrain_report` scores every cadence step of a run: the data each
+live model cleaned against the same span cleaned by the first model alone
+("no retraining"), as time series of in-band ASD ratio, BNS range gain
+and (with a simulation's truth) excess over ideal, with the gate's
+decisions.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepclean_clean.clean import gps_text
+
+GATE_NAME = "gate.json"
+MODEL_NAME = "model.pt"
+REPORT_JSON = "retrain.json"
+REPORT_PNG = "retrain.png"
+REPORT_HTML = "report.html"
+RETRAINED = "retrained"
+FIRST_ONLY = "first model only"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """What :func:`gate` decided and why.
+
+    Attributes:
+        promoted: Whether the candidate went live.
+        reason: One sentence with the numbers behind the decision.
+        live_model: Label of the model that is live after the decision.
+        start: GPS start of the span both models cleaned, s.
+        end: GPS end, s.
+        candidate: In-band and out-of-band ASD ratios of the candidate.
+        live: The same for the model that was live before; None for the
+            first model.
+    """
+
+    promoted: bool
+    reason: str
+    live_model: str
+    start: float
+    end: float
+    candidate: dict[str, float]
+    live: dict[str, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def clean_span(
+    model: Path,
+    data_files: Sequence[Path],
+    start: float,
+    end: float,
+    device: str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, float, list[list[float]]]:
+    """Clean ``[start, end)`` in memory with an exported model.
+
+    The span and the context the engine needs around it are read from
+    back-to-back data files.
+
+    Args:
+        model: Exported ``model.pt``.
+        data_files: gwpy-layout HDF5 files covering the span and its
+            context.
+        start: GPS start, s.
+        end: GPS end, s.
+        device: Torch device of the model.
+
+    Returns:
+        ``(raw, cleaned, sample_rate, bands)``: raw and cleaned strain over
+        the span, ``(time,)`` each, the sample rate (Hz) and the model's
+        cleaning bands (Hz).
+
+    Raises:
+        ValueError: the files do not hold the span and its context.
+    """
+    import torch
+
+    from deepclean_engine import (
+        CleaningConfig,
+        CleaningEngine,
+        load_exported_model,
+    )
+    from deepclean_io.hdf5 import contiguous_files
+
+    module, metadata = load_exported_model(model, device)
+    config = CleaningConfig.from_dict(metadata["cleaning"])
+    engine = CleaningEngine(module, config)
+    first, last = engine.required_span(start, end)
+    segment = next(
+        (
+            s
+            for s in contiguous_files(data_files)
+            if s.t0 <= first and last <= s.end
+        ),
+        None,
+    )
+    if segment is None:
+        raise ValueError(
+            f"no run of back-to-back files among {len(data_files)} holds "
+            f"[{gps_text(first)}, {gps_text(last)}), the span "
+            f"[{gps_text(start)}, {gps_text(end)}) with the model's context"
+            "; give the files around the span"
+        )
+    strain_channel = metadata["strain_channel"]
+    witnesses = list(metadata["witnesses"])
+    data, t0, _ = segment.read([strain_channel, *witnesses], first, last)
+    cleaned = engine.clean(
+        torch.from_numpy(np.asarray(data[strain_channel], np.float64)),
+        torch.from_numpy(
+            np.stack([data[w] for w in witnesses], dtype=np.float32)
+        ),
+        t0,
+    )
+    rate = config.sample_rate
+    lo = round((start - cleaned.t0) * rate)
+    hi = round((end - cleaned.t0) * rate)
+    return (
+        cleaned.raw[lo:hi].cpu().numpy(),
+        cleaned.cleaned[lo:hi].cpu().numpy(),
+        rate,
+        [list(band) for band in config.bands],
+    )
+
+
+def decide(
+    candidate: dict[str, float],
+    live: dict[str, float] | None,
+    out_of_band_tolerance: float,
+) -> tuple[bool, str]:
+    """The gate's rule on the two models' ASD ratios.
+
+    Args:
+        candidate: ``in_band`` and ``out_of_band`` ASD ratios of the
+            candidate.
+        live: The same for the live model; None when nothing is live yet.
+        out_of_band_tolerance: Largest allowed ``|out_of_band - 1|``.
+
+    Returns:
+        ``(promoted, reason)``.
+    """
+    outside = candidate["out_of_band"]
+    inside = candidate["in_band"]
+    if not (math.isfinite(inside) and math.isfinite(outside)):
+        return False, "the candidate's ASD ratios are not finite"
+    if abs(outside - 1) > out_of_band_tolerance:
+        return False, (
+            f"the candidate's out-of-band ASD ratio {outside:.4f} is "
+            f"not within {out_of_band_tolerance:g} of 1"
+        )
+    if live is None:
+        return True, (
+            f"first model (in-band ASD ratio {inside:.4f}, out-of-band "
+            f"{outside:.4f})"
+        )
+    if inside >= live["in_band"]:
+        return False, (
+            f"the candidate's in-band ASD ratio {inside:.4f} does not beat "
+            f"the live model's {live['in_band']:.4f}"
+        )
+    return True, (
+        f"in-band ASD ratio {inside:.4f} beats the live model's "
+        f"{live['in_band']:.4f} (out-of-band {outside:.4f})"
+    )
+
+
+def _ratios(
+    raw: np.ndarray,
+    cleaned: np.ndarray,
+    sample_rate: float,
+    bands: list[list[float]],
+    fftlength: float,
+) -> dict[str, float]:
+    from deepclean_clean.evaluate import DEFAULT_STRIDE, evaluate
+
+    evaluation = evaluate(
+        raw,
+        {"model": cleaned},
+        sample_rate,
+        bands,
+        fftlength=fftlength,
+        stride=min(DEFAULT_STRIDE, raw.size / sample_rate),
+    )
+    ratios = evaluation.ratios["model"]
+    return {"in_band": ratios.in_band, "out_of_band": ratios.out_of_band}
+
+
+def _live_label(live: Path) -> str:
+    """Label of a model a gate put live, from its ``gate.json``."""
+    record = live.parent / GATE_NAME
+    if record.is_file():
+        return json.loads(record.read_text())["live_model"]
+    return str(live)
+
+
+def gate(
+    candidate: Path,
+    data_files: list[Path],
+    start: float,
+    end: float,
+    output_dir: Path,
+    live: Path | None = None,
+    label: str = "",
+    out_of_band_tolerance: float = 0.005,
+    fftlength: float = 4.0,
+    device: str = "cpu",
+) -> GateDecision:
+    """Decide whether a fine-tuned model replaces the live one.
+
+    Both models clean ``[start, end)`` (the most recent data, held out
+    from training), and the winner is copied to
+    ``{output_dir}/model.pt`` beside ``gate.json`` with the decision, both
+    written atomically: the model folder of each retraining step holds the
+    model that was live from then on.
+
+    Args:
+        candidate: The new exported ``model.pt``.
+        data_files: gwpy-layout HDF5 files covering the span and context.
+        start: GPS start of the held-out span, s.
+        end: GPS end, s.
+        output_dir: Folder of ``model.pt`` and ``gate.json``.
+        live: The live ``model.pt`` (written by an earlier gate, whose
+            ``gate.json`` beside it names it); None for the first model,
+            which goes live when its out-of-band ratio is within the
+            tolerance.
+        label: Name of the candidate in the records (e.g. ``step-003``);
+            its path when empty.
+        out_of_band_tolerance: Largest allowed ``|out-of-band ratio - 1|``.
+        fftlength: Welch segment length of the ASDs, s.
+        device: Torch device of the models.
+
+    Returns:
+        The :class:`GateDecision`, also in ``gate.json``.
+
+    Raises:
+        ValueError: a span shorter than two ASD segments, or a first
+            model that fails the out-of-band check (nothing could go
+            live).
+    """
+    from deepclean_io.atomic import atomic_output, write_json_atomic
+
+    if end - start < 2 * fftlength:
+        raise ValueError(
+            f"the gate's span [{gps_text(start)}, {gps_text(end)}) is "
+            f"shorter than two {fftlength:g} s ASD segments; hold out "
+            "more data (valid_duration)"
+        )
+    raw, cleaned, rate, bands = clean_span(
+        candidate, data_files, start, end, device
+    )
+    numbers = {"candidate": _ratios(raw, cleaned, rate, bands, fftlength)}
+    if live is not None:
+        raw, cleaned, rate, bands = clean_span(
+            live, data_files, start, end, device
+        )
+        numbers["live"] = _ratios(raw, cleaned, rate, bands, fftlength)
+    promoted, reason = decide(
+        numbers["candidate"], numbers.get("live"), out_of_band_tolerance
+    )
+    if live is None and not promoted:
+        raise ValueError(
+            f"the first model {candidate} cannot go live: {reason}; check "
+            "its training"
+        )
+    label = label or str(candidate)
+    decision = GateDecision(
+        promoted=promoted,
+        reason=reason,
+        live_model=label if promoted else _live_label(live),
+        start=start,
+        end=end,
+        candidate=numbers["candidate"],
+        live=numbers.get("live"),
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(output_dir / MODEL_NAME) as partial:
+        shutil.copyfile(candidate if promoted else live, partial)
+    write_json_atomic(output_dir / GATE_NAME, decision.to_dict())
+    verdict = "promoted" if promoted else "kept the live model"
+    print(f"gate: {verdict}: {reason}")
+    return decision
+
+
+@dataclass(frozen=True)
+class ReportStep:
+    """One cadence step of a retraining run.
+
+    Attributes:
+        start: GPS start of the span the step's live model cleaned, s.
+        end: GPS end, s.
+        gate_dir: Folder of the step's ``gate.json`` and live model.
+        cleaned_dir: Folder of the GWF frames it cleaned.
+    """
+
+    start: float
+    end: float
+    gate_dir: Path
+    cleaned_dir: Path
+
+
+def _plot(path: Path, steps: list[dict[str, Any]]) -> None:
+    from matplotlib.figure import Figure
+
+    from deepclean_io.atomic import atomic_output
+
+    metrics = [
+        ("in_band_asd_ratio", "in-band ASD ratio"),
+        ("range_gain", "BNS range gain"),
+        ("excess_over_ideal", "excess over ideal"),
+    ]
+    metrics = [m for m in metrics if steps[0][RETRAINED].get(m[0]) is not None]
+    figure = Figure(figsize=(10, 2.8 * len(metrics)), layout="constrained")
+    axes = figure.subplots(len(metrics), 1, squeeze=False)[:, 0]
+    origin = steps[0]["start"]
+    hours = [(s["start"] - origin) / 3600 for s in steps]
+    for axis, (key, title) in zip(axes, metrics, strict=True):
+        for version, style in ((RETRAINED, "o-"), (FIRST_ONLY, "s--")):
+            axis.plot(
+                hours,
+                [s[version][key] for s in steps],
+                style,
+                label=version,
+                drawstyle="steps-post",
+            )
+        for hour, step in zip(hours, steps, strict=True):
+            if not step["gate"]["promoted"]:
+                axis.axvline(hour, color="red", alpha=0.3, linestyle=":")
+        axis.set_ylabel(title)
+        axis.legend()
+    axes[0].set_title(
+        "Live model against the first model per step "
+        "(red dotted: the gate kept the live model)",
+        fontsize="medium",
+    )
+    axes[-1].set_xlabel(f"hours after GPS {gps_text(origin)}")
+    with atomic_output(path) as partial:
+        figure.savefig(partial, dpi=100, format="png")
+
+
+def _html(steps: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The report page: the verdict, the plot and a table per step."""
+    header = [
+        "step",
+        "GPS span",
+        "live model",
+        "gate",
+        *(
+            f"{title} ({version})"
+            for title in ("in-band ratio", "range gain", "excess")
+            for version in (RETRAINED, FIRST_ONLY)
+        ),
+    ]
+
+    def number(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.4f}"
+
+    rows = []
+    for step in steps:
+        cells = [
+            str(step["step"]),
+            f"{gps_text(step['start'])}-{gps_text(step['end'])}",
+            step["gate"]["live_model"],
+            step["gate"]["reason"],
+        ]
+        for key in ("in_band_asd_ratio", "range_gain", "excess_over_ideal"):
+            for version in (RETRAINED, FIRST_ONLY):
+                cells.append(number(step[version].get(key)))
+        rows.append(cells)
+    table = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        "<title>DeepClean retraining</title><style>"
+        "td,th{padding:2px 8px;border-bottom:1px solid #ccc}"
+        "</style></head><body><h1>DeepClean retraining</h1>"
+        f"<p>{html.escape(summary['verdict'])}</p>"
+        f"<img src='{REPORT_PNG}' alt='metrics per cadence step'>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{table}</tbody>"
+        "</table></body></html>\n"
+    )
+
+
+def retrain_report(
+    steps: list[ReportStep],
+    first_only_dir: Path,
+    data_files: list[Path],
+    output_dir: Path,
+    channel_suffix: str = "_DC",
+    fftlength: float = 4.0,
+) -> dict[str, Any]:
+    """Score every step of a retraining run against no retraining.
+
+    Args:
+        steps: The cadence steps in GPS order.
+        first_only_dir: GWF frames of the same spans cleaned by the first
+            model alone.
+        data_files: Raw data (gwpy HDF5) holding the spans; a simulated
+            file's truth beside it adds the excess over ideal.
+        output_dir: Folder of ``retrain.json``, ``retrain.png`` and
+            ``report.html``.
+        channel_suffix: Cleaned strain is ``{strain}{suffix}``.
+        fftlength: Welch segment length of the ASDs, s.
+
+    Returns:
+        The report's content (also ``retrain.json``): per step its span,
+        the end of its evaluated part (``evaluated_end``: the cleaner
+        leaves its look-ahead at a segment's end uncleaned), the gate's
+        decision and the headline numbers of both versions;
+        and a summary saying in how many later steps (after the first)
+        retraining beat the first model on the in-band ASD ratio.
+    """
+    from deepclean_clean.assess import cleaned_coverage, read_cleaned
+    from deepclean_clean.evaluate import DEFAULT_STRIDE, evaluate
+    from deepclean_engine import load_exported_model
+    from deepclean_io.atomic import write_json_atomic, write_text_atomic
+    from deepclean_io.hdf5 import contiguous_files
+    from deepclean_io.truth import read_truth
+
+    if not steps:
+        raise ValueError("no steps to report on; the schedule is empty")
+    segments = contiguous_files(data_files)
+    rows = []
+    for index, step in enumerate(steps):
+        gate_record = json.loads((step.gate_dir / GATE_NAME).read_text())
+        _, metadata = load_exported_model(step.gate_dir / MODEL_NAME)
+        strain_channel = metadata["strain_channel"]
+        # the cleaner leaves its look-ahead at a segment's end uncleaned
+        end = min(
+            cleaned_coverage(folder, step.start, step.end)
+            for folder in (step.cleaned_dir, first_only_dir)
+        )
+        if end - step.start < 2 * fftlength:
+            raise ValueError(
+                f"step {index}'s span [{gps_text(step.start)}, "
+                f"{gps_text(step.end)}) is cleaned only up to "
+                f"{gps_text(end)} in {step.cleaned_dir} or "
+                f"{first_only_dir}; clean it first"
+            )
+        segment = next(
+            (s for s in segments if s.t0 <= step.start and end <= s.end),
+            None,
+        )
+        if segment is None:
+            raise ValueError(
+                f"no data file holds step {index}'s span "
+                f"[{gps_text(step.start)}, {gps_text(end)})"
+            )
+        data, t0, rate = segment.read(
+            [strain_channel], step.start, end, np.float64
+        )
+        channel = f"{strain_channel}{channel_suffix}"
+        cleaned = {
+            RETRAINED: read_cleaned(
+                step.cleaned_dir, channel, step.start, end
+            ),
+            FIRST_ONLY: read_cleaned(first_only_dir, channel, step.start, end),
+        }
+        # the truth of the file that holds the whole span (simulations)
+        truth = next(
+            (
+                read_truth(path, step.start, end)
+                for path, info in zip(
+                    segment.files, segment.infos, strict=True
+                )
+                if info.t0 <= step.start and end <= info.end
+            ),
+            None,
+        )
+        evaluation = evaluate(
+            data[strain_channel],
+            cleaned,
+            rate,
+            metadata["bands"],
+            start=t0,
+            ideal=None if truth is None else truth.ideal,
+            fftlength=fftlength,
+            stride=min(DEFAULT_STRIDE, end - step.start),
+        )
+        headline = evaluation.headline()
+        rows.append(
+            {
+                "step": index,
+                "start": step.start,
+                "end": step.end,
+                "evaluated_end": end,
+                "gate": gate_record,
+                RETRAINED: headline[RETRAINED],
+                FIRST_ONLY: headline[FIRST_ONLY],
+            }
+        )
+    later = rows[1:]
+    better = sum(
+        r[RETRAINED]["in_band_asd_ratio"] < r[FIRST_ONLY]["in_band_asd_ratio"]
+        for r in later
+    )
+    promoted = sum(r["gate"]["promoted"] for r in later)
+    verdict = (
+        f"{len(rows)} steps; after the first, retraining beat the first "
+        f"model on the in-band ASD ratio in {better} of {len(later)} "
+        f"steps; the gate promoted {promoted} of {len(later)} candidates"
+    )
+    summary = {
+        "steps": len(rows),
+        "later_steps": len(later),
+        "later_steps_retraining_better": better,
+        "promoted": promoted,
+        "verdict": verdict,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _plot(output_dir / REPORT_PNG, rows)
+    content = {"steps": rows, "summary": summary}
+    write_text_atomic(output_dir / REPORT_HTML, _html(rows, summary))
+    write_json_atomic(output_dir / REPORT_JSON, content)
+    print(f"report: {output_dir / REPORT_HTML}")
+    print(verdict)
+    return content

@@ -36,7 +36,9 @@ Runs stop, fail and resume without leaving wrong outputs
 
 ``deepclean-train publish D/model.pt --model_dir M`` publishes the
 exported model into the folder ``M`` an online cleaner reads
-(:mod:`deepclean_train.publish`).
+(:mod:`deepclean_train.publish`); ``deepclean-train search --space S
+--output_dir D --fit_args '[...]'`` searches hyperparameters with Ray
+Tune (:mod:`deepclean_train.search`).
 """
 
 import shutil
@@ -81,10 +83,12 @@ from deepclean_train.runs import (
 
 BEST_CHECKPOINT = "best.ckpt"
 PUBLISH_COMMAND = "publish"
+SEARCH_COMMAND = "search"
 PUBLISH_EPILOG = (
     "deepclean-train publish MODEL --model_dir D publishes an exported "
     "model into the folder an online cleaner reads (see "
-    "deepclean-train publish --help)."
+    "deepclean-train publish --help); deepclean-train search searches "
+    "hyperparameters with Ray Tune (deepclean-train search --help)."
 )
 
 
@@ -290,8 +294,9 @@ class DeepCleanCLI(LightningCLI):
 def run(args: list[str]) -> None:
     """Run the CLI on ``args``.
 
-    ``publish`` runs :func:`~deepclean_train.publish.run_publish`; the
-    other subcommands are LightningCLI's.
+    ``publish`` runs :func:`~deepclean_train.publish.run_publish`,
+    ``search`` :func:`~deepclean_train.search.search`; the other
+    subcommands are LightningCLI's.
 
     Raises:
         Terminated: Lightning stopped the fit on SIGTERM (it raises its
@@ -301,6 +306,18 @@ def run(args: list[str]) -> None:
     """
     if args[:1] == [PUBLISH_COMMAND]:
         run_publish(args[1:])
+        return
+    if args[:1] == [SEARCH_COMMAND]:
+        from jsonargparse import CLI
+
+        from deepclean_train.search import search
+
+        CLI(
+            search,
+            args=args[1:],
+            prog="deepclean-train search",
+            as_positional=False,
+        )
         return
     try:
         DeepCleanCLI(

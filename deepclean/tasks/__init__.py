@@ -13,6 +13,7 @@ from deepclean.tasks.retrain import (
     StepModel,
     StepTrain,
 )
+from deepclean.tasks.search import Search
 from deepclean.tasks.train import Train
 
 messages.install()
@@ -29,6 +30,7 @@ __all__ = [
     "Replay",
     "Retrain",
     "RetrainReport",
+    "Search",
     "StepClean",
     "StepModel",
     "StepTrain",

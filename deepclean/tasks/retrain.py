@@ -33,6 +33,7 @@ from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, CleanParameters
 from deepclean.tasks.data import DataParameters, Fetch
+from deepclean.tasks.search import Search, SearchParameters
 from deepclean.tasks.train import Train, TrainParameters
 
 logger = logging.getLogger("luigi-interface")
@@ -168,7 +169,7 @@ def plan_steps(
     return steps, skipped
 
 
-class RetrainParameters(law.Task):
+class RetrainParameters(SearchParameters):
     """How retraining runs; every retraining task carries these."""
 
     retrain_dir = shared(
@@ -188,6 +189,11 @@ class RetrainParameters(law.Task):
     finetune_config = shared(
         description="comma list of YAMLs stacked on train_config for the "
         "fine-tuning steps (lower learning rate, fewer epochs)",
+    )
+    search = luigi.BoolParameter(
+        default=False,
+        description="search hyperparameters first (Search) and train and "
+        "fine-tune with its best.yaml stacked on train_config",
     )
     gate_tolerance = shared(
         luigi.FloatParameter,
@@ -234,6 +240,11 @@ class RetrainParameters(law.Task):
             "cadence": self.cadence,
             "gate_tolerance": self.gate_tolerance,
             "witness_products": self.witness_products,
+            "search": (
+                os.path.basename(Search.req(self).search_folder())
+                if self.search
+                else None
+            ),
         }
 
     def retrain_folder(self) -> str:
@@ -266,11 +277,24 @@ class StepTrain(RetrainParameters, Train):
         requirements = {"data": Fetch.req(self)}
         if self.step > 0:
             requirements["live"] = StepModel.req(self, step=self.step - 1)
+        if self.search:
+            requirements["search"] = Search.req(self)
         return requirements
+
+    def search_best(self) -> str:
+        """The search's ``best.yaml``."""
+        return Search.req(self).output()["best"].path
 
     def config_files(self) -> list[str]:
         files = super().config_files()
+        if self.search:
+            files.append(self.search_best())
         return files + self.finetune_files() if self.step > 0 else files
+
+    def config_identity(self, path: str) -> dict:
+        if self.search and path == self.search_best():
+            return {"search": os.path.basename(os.path.dirname(path))}
+        return super().config_identity(path)
 
     def training_files(self) -> list[str]:
         return list(self.the_step().train_files)

@@ -101,11 +101,15 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             "train_duration": self.train_duration,
             "valid_duration": self.valid_duration,
             "train_config": [
-                content_identity(path) for path in self.config_files()
+                self.config_identity(path) for path in self.config_files()
             ],
             "init_from": self.init_identity(),
             "product_witness": self.product_witness(),
         }
+
+    def config_identity(self, path: str) -> dict:
+        """What names a training YAML in the run's settings."""
+        return content_identity(path)
 
     def init_model(self) -> str:
         """The exported model fine-tuning starts from; empty for none."""
@@ -180,14 +184,15 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         spans (one by default: :meth:`training_file`)."""
         return [self.training_file()]
 
-    def command(self) -> list[str]:
+    def fit_options(self) -> list[str]:
+        """``deepclean-train fit`` options that make the model: configs,
+        injected data parameters, fine-tuning, witness products and W&B
+        (not the output folder or the devices)."""
         resolved = self.resolved()
         bands = ",".join(f"[{low},{high}]" for low, high in resolved.bands)
         files = self.training_files()
         fname = files[0] if len(files) == 1 else f"[{','.join(files)}]"
         args = [
-            self.executable("deepclean-train"),
-            "fit",
             *(f"--config={path}" for path in self.config_files()),
             f"--data.fname={fname}",
             f"--data.strain_channel={self.ifo}:{self.strain_channel}",
@@ -197,6 +202,20 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             f"--data.train_offset={self.training_offset()}",
             f"--data.train_duration={self.train_duration}",
             f"--data.valid_duration={self.valid_duration}",
+        ]
+        if self.init_model():
+            args.append(f"--model.init_from={self.init_model()}")
+        if self.witness_products:
+            args.append(f"--data.product_witness={self.product_witness()}")
+        if self.use_wandb:
+            args.append("--wandb.enabled=true")
+        return args
+
+    def command(self) -> list[str]:
+        args = [
+            self.executable("deepclean-train"),
+            "fit",
+            *self.fit_options(),
             f"--trainer.default_root_dir={self.run_folder()}",
         ]
         if self.gpus:
@@ -209,12 +228,6 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
                 args.append("--trainer.strategy=ddp")
         else:
             args += ["--trainer.accelerator=cpu", "--trainer.devices=1"]
-        if self.init_model():
-            args.append(f"--model.init_from={self.init_model()}")
-        if self.witness_products:
-            args.append(f"--data.product_witness={self.product_witness()}")
         if os.path.exists(self.last_checkpoint()):
             args.append(f"--ckpt_path={self.last_checkpoint()}")
-        if self.use_wandb:
-            args.append("--wandb.enabled=true")
         return args

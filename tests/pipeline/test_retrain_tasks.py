@@ -8,8 +8,10 @@ import pytest
 
 from deepclean.tasks import (
     RetrainReport,
+    Search,
     StepModel,
     StepTrain,
+    Train,
 )
 from deepclean.tasks.retrain import ScheduleError, plan_steps
 
@@ -188,6 +190,64 @@ class TestTasks:
         assert folder() == folder()
         assert folder() != folder(cadence=1024)
         assert folder() != folder(gate_tolerance=0.01)
+
+
+class TestSearch:
+    def test_command_runs_the_train_configuration(self, run_dir):
+        search = _task(Search, run_dir, search_dir=str(run_dir / "search"))
+        command = search.command()
+        assert command[1] == "search"
+        fit = json.loads(_arg(command, "--fit_args="))
+        train = _task(Train, run_dir)
+        assert fit[: len(train.fit_options())] == train.fit_options()
+        assert fit[-2:] == ["--trainer.accelerator=cpu", "--trainer.devices=1"]
+        assert not any("default_root_dir" in option for option in fit)
+        assert _arg(command, "--space=").endswith("configs/search.yaml")
+        assert _arg(command, "--num_samples=") == "8"
+        assert _arg(command, "--gpus_per_trial=") == "0"
+        assert not any(a.startswith("--ray_address") for a in command)
+        gpu = _task(
+            Search, run_dir, search_dir=str(run_dir / "s"), gpus="0"
+        ).command()
+        assert _arg(gpu, "--gpus_per_trial=") == "1"
+        assert "--trainer.accelerator=gpu" in json.loads(
+            _arg(gpu, "--fit_args=")
+        )
+
+    def test_other_spaces_get_another_folder(self, run_dir, tmp_path):
+        space = tmp_path / "space.yaml"
+        space.write_text("model.alpha: {uniform: [0.5, 1.0]}\n")
+        folders = {
+            _task(Search, run_dir, **kwargs).run_folder()
+            for kwargs in (
+                {},
+                {"search_space": str(space)},
+                {"search_samples": 2},
+            )
+        }
+        assert len(folders) == 3
+
+    def test_retraining_starts_from_the_best_configuration(self, run_dir):
+        searched = _task(StepTrain, run_dir, step=1, search=True)
+        best = _task(Search, run_dir).output()["best"].path
+        configs = [
+            a.split("=", 1)[1]
+            for a in searched.command()
+            if a.startswith("--config=")
+        ]
+        assert configs[-2:] == [best, FINETUNE]
+        assert searched.requires()["search"] == _task(Search, run_dir)
+        plain = _task(StepTrain, run_dir, step=1)
+        assert best not in " ".join(plain.command())
+        # the search names the runs (best.yaml need not exist yet)
+        assert plain.retrain_folder() == plain.retrain_folder()
+        assert _task(
+            StepModel, run_dir, step=0, retrain_run=""
+        ).run_folder() != (
+            _task(
+                StepModel, run_dir, step=0, retrain_run="", search=True
+            ).run_folder()
+        )
 
 
 def test_retrain_runs_end_to_end_and_resumes(tmp_path, law_run):

@@ -8,6 +8,7 @@ from deepclean.tasks.online import Online, Publish, Replay
 from deepclean.tasks.pipeline import Pipeline
 from deepclean.tasks.retrain import (
     Retrain,
+    RetrainOnline,
     RetrainReport,
     StepClean,
     StepModel,
@@ -29,6 +30,7 @@ __all__ = [
     "Query",
     "Replay",
     "Retrain",
+    "RetrainOnline",
     "RetrainReport",
     "Search",
     "StepClean",

@@ -16,6 +16,11 @@ killed run continues from the last finished step:
   for the comparison, the whole stretch with the first model alone);
 - :class:`RetrainReport`: ``deepclean-clean retrain-report``;
 - :class:`Retrain`: fetches the data, plans the steps and runs the rest.
+
+:class:`RetrainOnline` runs the same loop beside the online cleaner:
+``deepclean-train service`` fine-tunes the published model on the latest
+low-latency frames and publishes the winners into the cleaner's model
+folder.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, CleanParameters
 from deepclean.tasks.data import DataParameters, Fetch
+from deepclean.tasks.online import Online, Publish, Replay
 from deepclean.tasks.search import Search, SearchParameters
 from deepclean.tasks.train import Train, TrainParameters
 
@@ -543,3 +549,95 @@ def retrain_table(content: dict) -> str:
         )
     rows.append(content["summary"]["verdict"])
     return "\n".join(rows)
+
+
+class RetrainOnline(RetrainParameters, Online):
+    """``deepclean-train service`` on the frames the online cleaner reads
+    (live ones in ``strain_dir``, or the replayed cleaning stretch): every
+    ``cadence`` s it fine-tunes the published model on the latest
+    ``train_duration + valid_duration`` s, gates it on the last
+    ``valid_duration`` s and publishes a winner into ``model_dir``, from
+    which ``Online`` switches at a frame boundary. ``online_start`` and
+    ``online_end`` are the GPS seconds the first and last steps' data end
+    at (-1: as early as the replayed frames allow, and the replay's end).
+    """
+
+    project = "train"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.strain_dir:
+            # the replay must hold one step's data: fail before running
+            self.span()
+
+    def requires(self):
+        requirements = {"model": Publish.req(self)}
+        if not self.strain_dir:
+            requirements["frames"] = Replay.req(self)
+        return requirements
+
+    def span(self) -> tuple[int, int]:
+        """GPS seconds the first and last steps' data end at."""
+        history = round(self.train_duration + self.valid_duration)
+        start, end = self.online_start, self.online_end
+        if not self.strain_dir:
+            first = int(self.clean_start) + history
+            start = first if start < 0 else start
+            end = int(self.clean_end) if end < 0 else end
+            if start > int(self.clean_end) or start - history < int(
+                self.clean_start
+            ):
+                raise ScheduleError(
+                    f"the replayed frames [{self.clean_start:.0f}, "
+                    f"{self.clean_end:.0f}) cannot hold train_duration + "
+                    f"valid_duration = {history} s before a step ending at "
+                    f"{start}; shorten them (e.g. --train-duration 1536 "
+                    "--valid-duration 256 --cadence 256) or replay more"
+                )
+        if end < 0:
+            raise ScheduleError(
+                "give --online-end for live frames (the service runs until "
+                "then)"
+            )
+        return start, end
+
+    def run_folder(self) -> str:
+        """``{retrain_dir}/online-{clean run}``."""
+        return os.path.join(
+            self.retrain_dir, f"online-{self.clean_run_name()}"
+        )
+
+    def output(self):
+        start, end = self.span()
+        return law.LocalFileTarget(
+            os.path.join(self.run_folder(), f"service-{start}-{end}.json")
+        )
+
+    def command(self) -> list[str]:
+        start, end = self.span()
+        configs = [*Train.req(self).config_files(), *self.finetune_files()]
+        device = "gpu" if self.gpus else "cpu"
+        fit = [
+            *(f"--config={path}" for path in configs),
+            f"--trainer.accelerator={device}",
+            "--trainer.devices=1",
+        ]
+        args = [
+            self.executable("deepclean-train"),
+            "service",
+            f"--strain_dir={self.frames_folder()}",
+            f"--model_dir={self.model_dir}",
+            f"--output_dir={self.run_folder()}",
+            f"--fit_args={json.dumps(fit)}",
+            f"--cadence={self.cadence}",
+            f"--train_duration={self.train_duration}",
+            f"--valid_duration={self.valid_duration}",
+            f"--start={start}",
+            f"--end={end}",
+            f"--out_of_band_tolerance={self.gate_tolerance}",
+            f"--device={'cuda:0' if self.gpus else 'cpu'}",
+            f"--summary={self.output().path}",
+        ]
+        if self.witness_dir:
+            args.append(f"--witness_dir={self.witness_dir}")
+        return args

@@ -17,12 +17,12 @@ from deepclean_clean.retrain import (
     REPORT_PNG,
     RETRAINED,
     ReportStep,
-    decide,
     gate,
     retrain_report,
 )
 from deepclean_data.simulate import simulate
 from deepclean_engine import CleaningConfig, save_exported_model
+from deepclean_engine.gate import decide
 
 SAMPLE_RATE = 512.0
 START = 1_000_000_000

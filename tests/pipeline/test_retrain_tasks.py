@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from deepclean.tasks import (
+    RetrainOnline,
     RetrainReport,
     Search,
     StepModel,
@@ -248,6 +249,44 @@ class TestSearch:
                 StepModel, run_dir, step=0, retrain_run="", search=True
             ).run_folder()
         )
+
+
+class TestRetrainOnline:
+    def _task(self, run_dir, **kwargs):
+        return _task(
+            RetrainOnline,
+            run_dir,
+            model_dir=str(run_dir / "models"),
+            online_dir=str(run_dir / "online"),
+            clean_start=T0 + 4096,
+            clean_end=T0 + 6144,
+            **kwargs,
+        )
+
+    def test_service_on_the_replayed_frames(self, run_dir):
+        task = self._task(run_dir, train_duration=1536, valid_duration=256)
+        command = task.command()
+        assert command[1] == "service"
+        assert _arg(command, "--start=") == str(T0 + 4096 + 1792)
+        assert _arg(command, "--end=") == str(T0 + 6144)
+        assert _arg(command, "--strain_dir=") == task.frames_folder()
+        assert _arg(command, "--model_dir=") == str(run_dir / "models")
+        fit = json.loads(_arg(command, "--fit_args="))
+        assert fit[-3] == f"--config={FINETUNE}"
+        assert set(task.requires()) == {"model", "frames"}
+        assert task.output().path.endswith(
+            f"service-{T0 + 5888}-{T0 + 6144}.json"
+        )
+
+    def test_replay_too_short_for_a_step_is_refused(self, run_dir):
+        with pytest.raises(ScheduleError, match="cannot hold"):
+            self._task(run_dir)
+
+    def test_live_frames_need_an_end(self, run_dir):
+        live = self._task(run_dir, strain_dir="/frames", online_start=T0)
+        assert set(live.requires()) == {"model"}
+        with pytest.raises(ScheduleError, match="--online-end"):
+            live.command()
 
 
 def test_retrain_runs_end_to_end_and_resumes(tmp_path, law_run):

@@ -7,6 +7,7 @@ Cleaning the 55-65 Hz band perfectly would lower its ASD by a factor of
 about 3.7.
 """
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,3 +79,25 @@ def data_file(
         toy.t0,
         toy.sample_rate,
     )
+
+
+REFERENCE = Path(__file__).parents[2] / "projects/train/configs/reference.yaml"
+
+
+@pytest.fixture(scope="session")
+def toy_fit_options(toy: ToyDetector, data_file: Path) -> list[str]:
+    """``deepclean-train fit`` options of a tiny run on the toy data
+    (reference config, network at 256 Hz, 128 + 32 s, 4 batches of 16),
+    without epochs or output folder."""
+    return [
+        f"--config={REFERENCE}",
+        f"--data.fname={data_file}",
+        f"--data.sample_rate={toy.sample_rate}",
+        "--data.network_sample_rate=256",
+        f"--data.strain_channel={toy.strain_channel}",
+        f"--data.witnesses={json.dumps(toy.witnesses)}",
+        "--data.train_duration=128",
+        "--data.valid_duration=32",
+        "--data.batch_size=16",
+        "--data.batches_per_epoch=4",
+    ]

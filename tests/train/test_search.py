@@ -14,27 +14,8 @@ from deepclean_train.search import (
     overrides,
 )
 
-REFERENCE = Path(__file__).parents[2] / "projects/train/configs/reference.yaml"
 
-
-def _base_args(toy, data_file: Path) -> list[str]:
-    """The search's base fit options: a tiny run on the toy data (each
-    trial adds its draw, folder and epochs)."""
-    return [
-        f"--config={REFERENCE}",
-        f"--data.fname={data_file}",
-        f"--data.sample_rate={toy.sample_rate}",
-        "--data.network_sample_rate=256",
-        f"--data.strain_channel={toy.strain_channel}",
-        f"--data.witnesses={json.dumps(toy.witnesses)}",
-        "--data.train_duration=128",
-        "--data.valid_duration=32",
-        "--data.batch_size=16",
-        "--data.batches_per_epoch=4",
-    ]
-
-
-def test_two_trial_search_on_cpu(toy, data_file, tmp_path, capsys):
+def test_two_trial_search_on_cpu(toy_fit_options, tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text(
         "model.learning_rate: {loguniform: [1.0e-3, 3.0e-2]}\n"
@@ -46,7 +27,7 @@ def test_two_trial_search_on_cpu(toy, data_file, tmp_path, capsys):
             "search",
             f"--space={space}",
             f"--output_dir={output}",
-            f"--fit_args={json.dumps(_base_args(toy, data_file))}",
+            f"--fit_args={json.dumps(toy_fit_options)}",
             "--num_samples=2",
             "--max_epochs=2",
             "--grace_period=1",
@@ -77,7 +58,7 @@ def test_two_trial_search_on_cpu(toy, data_file, tmp_path, capsys):
     assert "best: trial" in capsys.readouterr().out
 
 
-def test_a_space_without_a_valid_configuration(toy, data_file, tmp_path):
+def test_a_space_without_a_valid_configuration(toy_fit_options, tmp_path):
     space = tmp_path / "space.yaml"
     # 0.3 s is not a whole number of samples at the network's rate
     space.write_text("data.kernel_length: {choice: [0.3]}\n")
@@ -87,7 +68,7 @@ def test_a_space_without_a_valid_configuration(toy, data_file, tmp_path):
                 "search",
                 f"--space={space}",
                 f"--output_dir={tmp_path / 'search'}",
-                f"--fit_args={json.dumps(_base_args(toy, data_file))}",
+                f"--fit_args={json.dumps(toy_fit_options)}",
                 "--num_samples=1",
                 "--max_epochs=1",
             ]

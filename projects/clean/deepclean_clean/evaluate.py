@@ -37,13 +37,13 @@ from deepclean_clean.injections import (
 )
 from deepclean_engine import in_band_mask, validate_bands
 from deepclean_engine.config import whole_samples
+from deepclean_engine.spectral import DEFAULT_SIDEBAND, sideband_windows
 from deepclean_io.truth import InjectionTemplate
 
 Band = tuple[float, float]
 
 DEFAULT_FFTLENGTH = 4.0
 DEFAULT_STRIDE = 64.0
-DEFAULT_SIDEBAND = (10.0, 20.0)
 RAW = "raw"
 IDEAL = "ideal"
 
@@ -110,36 +110,6 @@ def band_mask(
 ) -> np.ndarray:
     """Boolean mask of the frequencies (Hz) inside any ``[low, high]``."""
     return in_band_mask(torch.from_numpy(frequencies), bands).numpy()
-
-
-def sideband_windows(
-    band: Sequence[float],
-    sideband: tuple[float, float],
-    nyquist: float,
-) -> tuple[Band, ...]:
-    """Frequency windows ``sideband`` Hz below and above a band.
-
-    Args:
-        band: ``(low, high)`` in Hz.
-        sideband: ``(near, far)`` distances from the band edges, Hz.
-        nyquist: Nyquist frequency, Hz; windows are clipped to it.
-
-    Returns:
-        ``(low - far, low - near)`` and ``(high + near, high + far)``,
-        clipped to ``(0, nyquist)``, empty ones dropped.
-    """
-    near, far = sideband
-    if not 0 <= near < far:
-        raise ValueError(
-            f"sideband {sideband} must be (near, far) distances in Hz "
-            "from the band edges with 0 <= near < far, e.g. (10, 20)"
-        )
-    low, high = band
-    windows = (
-        (max(low - far, 0.0), low - near),
-        (high + near, min(high + far, nyquist)),
-    )
-    return tuple((a, b) for a, b in windows if a < b)
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import shutil
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from deepclean_clean.clean import gps_text
+from deepclean_engine.gate import GateDecision
 
 GATE_NAME = "gate.json"
 MODEL_NAME = "model.pt"
@@ -36,172 +35,6 @@ REPORT_PNG = "retrain.png"
 REPORT_HTML = "report.html"
 RETRAINED = "retrained"
 FIRST_ONLY = "first model only"
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    """What :func:`gate` decided and why.
-
-    Attributes:
-        promoted: Whether the candidate went live.
-        reason: One sentence with the numbers behind the decision.
-        live_model: Label of the model that is live after the decision.
-        start: GPS start of the span both models cleaned, s.
-        end: GPS end, s.
-        candidate: In-band and out-of-band ASD ratios of the candidate.
-        live: The same for the model that was live before; None for the
-            first model.
-    """
-
-    promoted: bool
-    reason: str
-    live_model: str
-    start: float
-    end: float
-    candidate: dict[str, float]
-    live: dict[str, float] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def clean_span(
-    model: Path,
-    data_files: Sequence[Path],
-    start: float,
-    end: float,
-    device: str = "cpu",
-) -> tuple[np.ndarray, np.ndarray, float, list[list[float]]]:
-    """Clean ``[start, end)`` in memory with an exported model.
-
-    The span and the context the engine needs around it are read from
-    back-to-back data files.
-
-    Args:
-        model: Exported ``model.pt``.
-        data_files: gwpy-layout HDF5 files covering the span and its
-            context.
-        start: GPS start, s.
-        end: GPS end, s.
-        device: Torch device of the model.
-
-    Returns:
-        ``(raw, cleaned, sample_rate, bands)``: raw and cleaned strain over
-        the span, ``(time,)`` each, the sample rate (Hz) and the model's
-        cleaning bands (Hz).
-
-    Raises:
-        ValueError: the files do not hold the span and its context.
-    """
-    import torch
-
-    from deepclean_engine import (
-        CleaningConfig,
-        CleaningEngine,
-        load_exported_model,
-    )
-    from deepclean_io.hdf5 import contiguous_files
-
-    module, metadata = load_exported_model(model, device)
-    config = CleaningConfig.from_dict(metadata["cleaning"])
-    engine = CleaningEngine(module, config)
-    first, last = engine.required_span(start, end)
-    segment = next(
-        (
-            s
-            for s in contiguous_files(data_files)
-            if s.t0 <= first and last <= s.end
-        ),
-        None,
-    )
-    if segment is None:
-        raise ValueError(
-            f"no run of back-to-back files among {len(data_files)} holds "
-            f"[{gps_text(first)}, {gps_text(last)}), the span "
-            f"[{gps_text(start)}, {gps_text(end)}) with the model's context"
-            "; give the files around the span"
-        )
-    strain_channel = metadata["strain_channel"]
-    witnesses = list(metadata["witnesses"])
-    data, t0, _ = segment.read([strain_channel, *witnesses], first, last)
-    cleaned = engine.clean(
-        torch.from_numpy(np.asarray(data[strain_channel], np.float64)),
-        torch.from_numpy(
-            np.stack([data[w] for w in witnesses], dtype=np.float32)
-        ),
-        t0,
-    )
-    rate = config.sample_rate
-    lo = round((start - cleaned.t0) * rate)
-    hi = round((end - cleaned.t0) * rate)
-    return (
-        cleaned.raw[lo:hi].cpu().numpy(),
-        cleaned.cleaned[lo:hi].cpu().numpy(),
-        rate,
-        [list(band) for band in config.bands],
-    )
-
-
-def decide(
-    candidate: dict[str, float],
-    live: dict[str, float] | None,
-    out_of_band_tolerance: float,
-) -> tuple[bool, str]:
-    """The gate's rule on the two models' ASD ratios.
-
-    Args:
-        candidate: ``in_band`` and ``out_of_band`` ASD ratios of the
-            candidate.
-        live: The same for the live model; None when nothing is live yet.
-        out_of_band_tolerance: Largest allowed ``|out_of_band - 1|``.
-
-    Returns:
-        ``(promoted, reason)``.
-    """
-    outside = candidate["out_of_band"]
-    inside = candidate["in_band"]
-    if not (math.isfinite(inside) and math.isfinite(outside)):
-        return False, "the candidate's ASD ratios are not finite"
-    if abs(outside - 1) > out_of_band_tolerance:
-        return False, (
-            f"the candidate's out-of-band ASD ratio {outside:.4f} is "
-            f"not within {out_of_band_tolerance:g} of 1"
-        )
-    if live is None:
-        return True, (
-            f"first model (in-band ASD ratio {inside:.4f}, out-of-band "
-            f"{outside:.4f})"
-        )
-    if inside >= live["in_band"]:
-        return False, (
-            f"the candidate's in-band ASD ratio {inside:.4f} does not beat "
-            f"the live model's {live['in_band']:.4f}"
-        )
-    return True, (
-        f"in-band ASD ratio {inside:.4f} beats the live model's "
-        f"{live['in_band']:.4f} (out-of-band {outside:.4f})"
-    )
-
-
-def _ratios(
-    raw: np.ndarray,
-    cleaned: np.ndarray,
-    sample_rate: float,
-    bands: list[list[float]],
-    fftlength: float,
-) -> dict[str, float]:
-    from deepclean_clean.evaluate import DEFAULT_STRIDE, evaluate
-
-    evaluation = evaluate(
-        raw,
-        {"model": cleaned},
-        sample_rate,
-        bands,
-        fftlength=fftlength,
-        stride=min(DEFAULT_STRIDE, raw.size / sample_rate),
-    )
-    ratios = evaluation.ratios["model"]
-    return {"in_band": ratios.in_band, "out_of_band": ratios.out_of_band}
 
 
 def _live_label(live: Path) -> str:
@@ -227,10 +60,10 @@ def gate(
     """Decide whether a fine-tuned model replaces the live one.
 
     Both models clean ``[start, end)`` (the most recent data, held out
-    from training), and the winner is copied to
-    ``{output_dir}/model.pt`` beside ``gate.json`` with the decision, both
-    written atomically: the model folder of each retraining step holds the
-    model that was live from then on.
+    from training; :func:`deepclean_engine.gate.judge`), and the winner is
+    copied to ``{output_dir}/model.pt`` beside ``gate.json`` with the
+    decision, both written atomically: the model folder of each retraining
+    step holds the model that was live from then on.
 
     Args:
         candidate: The new exported ``model.pt``.
@@ -249,54 +82,57 @@ def gate(
         device: Torch device of the models.
 
     Returns:
-        The :class:`GateDecision`, also in ``gate.json``.
+        The :class:`~deepclean_engine.gate.GateDecision`, also in
+        ``gate.json``.
 
     Raises:
-        ValueError: a span shorter than two ASD segments, or a first
-            model that fails the out-of-band check (nothing could go
-            live).
+        ValueError: a span shorter than two ASD segments, files that do
+            not hold it with its context, or a first model that fails the
+            out-of-band check (nothing could go live).
     """
+    from deepclean_engine.gate import judge
     from deepclean_io.atomic import atomic_output, write_json_atomic
+    from deepclean_io.hdf5 import contiguous_files
 
-    if end - start < 2 * fftlength:
+    segments = contiguous_files(data_files)
+
+    def read(channels, first, last):
+        segment = next(
+            (s for s in segments if s.t0 <= first and last <= s.end), None
+        )
+        if segment is None:
+            raise ValueError(
+                f"no run of back-to-back files among {len(data_files)} "
+                f"holds [{gps_text(first)}, {gps_text(last)}), the span "
+                f"[{gps_text(start)}, {gps_text(end)}) with the model's "
+                "context; give the files around the span"
+            )
+        data, t0, _ = segment.read(channels, first, last)
+        return data, t0
+
+    decision = judge(
+        candidate,
+        live,
+        read,
+        start,
+        end,
+        label=label or str(candidate),
+        live_label="" if live is None else _live_label(live),
+        out_of_band_tolerance=out_of_band_tolerance,
+        fftlength=fftlength,
+        device=device,
+    )
+    if live is None and not decision.promoted:
         raise ValueError(
-            f"the gate's span [{gps_text(start)}, {gps_text(end)}) is "
-            f"shorter than two {fftlength:g} s ASD segments; hold out "
-            "more data (valid_duration)"
+            f"the first model {candidate} cannot go live: "
+            f"{decision.reason}; check its training"
         )
-    raw, cleaned, rate, bands = clean_span(
-        candidate, data_files, start, end, device
-    )
-    numbers = {"candidate": _ratios(raw, cleaned, rate, bands, fftlength)}
-    if live is not None:
-        raw, cleaned, rate, bands = clean_span(
-            live, data_files, start, end, device
-        )
-        numbers["live"] = _ratios(raw, cleaned, rate, bands, fftlength)
-    promoted, reason = decide(
-        numbers["candidate"], numbers.get("live"), out_of_band_tolerance
-    )
-    if live is None and not promoted:
-        raise ValueError(
-            f"the first model {candidate} cannot go live: {reason}; check "
-            "its training"
-        )
-    label = label or str(candidate)
-    decision = GateDecision(
-        promoted=promoted,
-        reason=reason,
-        live_model=label if promoted else _live_label(live),
-        start=start,
-        end=end,
-        candidate=numbers["candidate"],
-        live=numbers.get("live"),
-    )
     output_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(output_dir / MODEL_NAME) as partial:
-        shutil.copyfile(candidate if promoted else live, partial)
+        shutil.copyfile(candidate if decision.promoted else live, partial)
     write_json_atomic(output_dir / GATE_NAME, decision.to_dict())
-    verdict = "promoted" if promoted else "kept the live model"
-    print(f"gate: {verdict}: {reason}")
+    verdict = "promoted" if decision.promoted else "kept the live model"
+    print(f"gate: {verdict}: {decision.reason}")
     return decision
 
 

@@ -38,7 +38,10 @@ Runs stop, fail and resume without leaving wrong outputs
 exported model into the folder ``M`` an online cleaner reads
 (:mod:`deepclean_train.publish`); ``deepclean-train search --space S
 --output_dir D --fit_args '[...]'`` searches hyperparameters with Ray
-Tune (:mod:`deepclean_train.search`).
+Tune (:mod:`deepclean_train.search`); ``deepclean-train service
+--strain_dir F --model_dir M --output_dir D --fit_args '[...]'`` retrains
+the published model at a cadence on the latest low-latency frames
+(:mod:`deepclean_train.service`).
 """
 
 import shutil
@@ -84,11 +87,13 @@ from deepclean_train.runs import (
 BEST_CHECKPOINT = "best.ckpt"
 PUBLISH_COMMAND = "publish"
 SEARCH_COMMAND = "search"
+SERVICE_COMMAND = "service"
 PUBLISH_EPILOG = (
     "deepclean-train publish MODEL --model_dir D publishes an exported "
     "model into the folder an online cleaner reads (see "
     "deepclean-train publish --help); deepclean-train search searches "
-    "hyperparameters with Ray Tune (deepclean-train search --help)."
+    "hyperparameters with Ray Tune and deepclean-train service retrains "
+    "the published model on the latest frames (--help of each)."
 )
 
 
@@ -295,7 +300,8 @@ def run(args: list[str]) -> None:
     """Run the CLI on ``args``.
 
     ``publish`` runs :func:`~deepclean_train.publish.run_publish`,
-    ``search`` :func:`~deepclean_train.search.search`; the other
+    ``search`` :func:`~deepclean_train.search.search`, ``service``
+    :func:`~deepclean_train.service.service`; the other
     subcommands are LightningCLI's.
 
     Raises:
@@ -307,15 +313,17 @@ def run(args: list[str]) -> None:
     if args[:1] == [PUBLISH_COMMAND]:
         run_publish(args[1:])
         return
-    if args[:1] == [SEARCH_COMMAND]:
+    if args[:1] in ([SEARCH_COMMAND], [SERVICE_COMMAND]):
         from jsonargparse import CLI
 
         from deepclean_train.search import search
+        from deepclean_train.service import service
 
+        function = search if args[0] == SEARCH_COMMAND else service
         CLI(
-            search,
+            function,
             args=args[1:],
-            prog="deepclean-train search",
+            prog=f"deepclean-train {args[0]}",
             as_positional=False,
         )
         return

@@ -292,3 +292,37 @@ class ASDRatioLoss(torch.nn.Module):
         if self.alpha < 1:
             loss = loss + (1 - self.alpha) * residual.pow(2).mean()
         return loss
+
+
+# distances of the out-of-band windows from a band's edges, Hz
+DEFAULT_SIDEBAND = (10.0, 20.0)
+
+
+def sideband_windows(
+    band: Sequence[float],
+    sideband: tuple[float, float],
+    nyquist: float,
+) -> tuple[tuple[float, float], ...]:
+    """Frequency windows ``sideband`` Hz below and above a band.
+
+    Args:
+        band: ``(low, high)`` in Hz.
+        sideband: ``(near, far)`` distances from the band edges, Hz.
+        nyquist: Nyquist frequency, Hz; windows are clipped to it.
+
+    Returns:
+        ``(low - far, low - near)`` and ``(high + near, high + far)``,
+        clipped to ``(0, nyquist)``, empty ones dropped.
+    """
+    near, far = sideband
+    if not 0 <= near < far:
+        raise ValueError(
+            f"sideband {sideband} must be (near, far) distances in Hz "
+            "from the band edges with 0 <= near < far, e.g. (10, 20)"
+        )
+    low, high = band
+    windows = (
+        (max(low - far, 0.0), low - near),
+        (high + near, min(high + far, nyquist)),
+    )
+    return tuple((a, b) for a, b in windows if a < b)

@@ -38,7 +38,7 @@ from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, CleanParameters
 from deepclean.tasks.data import DataParameters, Fetch
-from deepclean.tasks.online import Online, Publish, Replay
+from deepclean.tasks.online import Online
 from deepclean.tasks.search import Search, SearchParameters
 from deepclean.tasks.train import Train, TrainParameters
 
@@ -569,12 +569,6 @@ class RetrainOnline(RetrainParameters, Online):
         if not self.strain_dir:
             # the replay must hold one step's data: fail before running
             self.span()
-
-    def requires(self):
-        requirements = {"model": Publish.req(self)}
-        if not self.strain_dir:
-            requirements["frames"] = Replay.req(self)
-        return requirements
 
     def span(self) -> tuple[int, int]:
         """GPS seconds the first and last steps' data end at."""

@@ -2,8 +2,9 @@
 
 Runs ``law run deepclean.tasks.Retrain`` on the simulated detector over
 ``--hours`` of data, its coupling gains drifting by 30 % RMS with modes
-of 1-4 h (``benchmarks/retrain/drifting.yaml``; ``--simulation-config ''``
-for the simulator's default 10 % with modes of 1-6 h),
+of 6-24 h (``benchmarks/retrain/drifting.yaml``; ``retrain/fast.yaml``:
+1-4 h; ``--simulation-config ''``: the simulator's default 10 % with
+modes of 1-6 h),
 with the production cadence by default: the first model trains on 3584 s
 plus 512 s of validation, then every 2048 s the live model is fine-tuned
 on the most recent 4096 s (``projects/train/configs/finetune.yaml``),
@@ -19,6 +20,7 @@ folder, removed afterwards); 6 h of simulated data at 4096 Hz take about
 
 Usage: python benchmarks/retrain.py [--hours 6] [--cadence 2048]
        [--folder DIR] [--seed N] [--simulation-config YAML]
+       [--finetune-config YAML]
 """
 
 import argparse
@@ -46,7 +48,14 @@ def main() -> None:
         type=Path,
         default=DRIFTING,
         help="SimulationConfig YAML (default: gains drifting by 30 %% "
-        "with 1-4 h modes); empty for the simulator's defaults",
+        "with 6-24 h modes; retrain/fast.yaml: 1-4 h); empty for the "
+        "simulator's defaults (10 %%, 1-6 h)",
+    )
+    parser.add_argument(
+        "--finetune-config",
+        type=Path,
+        default=None,
+        help="fine-tuning YAML instead of luigi.cfg's finetune_config",
     )
     parser.add_argument(
         "--folder",
@@ -73,6 +82,10 @@ def main() -> None:
             f"--train-duration={arguments.train_duration}",
             f"--valid-duration={arguments.valid_duration}",
         ]
+        if arguments.finetune_config:
+            command.append(
+                f"--finetune-config={arguments.finetune_config.resolve()}"
+            )
         began = time.perf_counter()
         result = subprocess.run(
             command, cwd=REPO, capture_output=True, text=True

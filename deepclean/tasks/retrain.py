@@ -486,6 +486,7 @@ class RetrainReport(RetrainParameters, CleanParameters):
             f"--data_files=[{','.join(files)}]",
             f"--output_dir={self.run_folder()}",
             f"--channel_suffix={self.channel_suffix}",
+            *(["--wandb.enabled=true"] if self.use_wandb else []),
         ]
 
 

@@ -232,3 +232,41 @@ def test_report_over_steps(stretch, tmp_path):
     assert json.loads((tmp_path / "report" / REPORT_JSON).read_text()) == (
         json.loads(json.dumps(content))
     )
+
+
+def test_report_logged_to_wandb_offline(stretch, tmp_path, monkeypatch):
+    from deepclean_tracking import WandbSettings
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    root, data, models = stretch
+    gate(
+        models["neutral"],
+        [data],
+        START + 128,
+        START + 192,
+        tmp_path / "step-0",
+        label="step-0",
+    )
+    clean(
+        models["neutral"],
+        [data],
+        tmp_path / "cleaned",
+        start=START + 256,
+        end=START + 320,
+        file_length=2,
+        progress=False,
+    )
+    step = ReportStep(
+        START + 256, START + 320, tmp_path / "step-0", tmp_path / "cleaned"
+    )
+    retrain_report(
+        [step],
+        tmp_path / "cleaned",
+        [data],
+        tmp_path / "report",
+        wandb=WandbSettings(enabled=True, group="test"),
+    )
+    (run,) = (tmp_path / "report" / "wandb").glob("offline-run-*")
+    (records,) = run.glob("*.wandb")
+    assert b"step000/retrained/in_band_asd_ratio" in records.read_bytes()
+    assert list(run.glob("files/media/html/report_*.html"))

@@ -183,6 +183,14 @@ class TestTasks:
             s.clean_folder() for s in steps
         ]
 
+    def test_report_logs_to_wandb_when_enabled(self, run_dir):
+        assert "--wandb.enabled=true" not in (
+            _task(RetrainReport, run_dir).command()
+        )
+        assert "--wandb.enabled=true" in (
+            _task(RetrainReport, run_dir, use_wandb=True).command()
+        )
+
     def test_other_settings_get_another_run_folder(self, run_dir):
         def folder(**kwargs):
             kwargs.setdefault("retrain_run", "")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 
 from deepclean_clean.clean import gps_text
 from deepclean_engine.gate import GateDecision
+from deepclean_tracking import WandbSettings, log_run
 
 GATE_NAME = "gate.json"
 MODEL_NAME = "model.pt"
@@ -245,6 +247,7 @@ def retrain_report(
     output_dir: Path,
     channel_suffix: str = "_DC",
     fftlength: float = 4.0,
+    wandb: WandbSettings | None = None,
 ) -> dict[str, Any]:
     """Score every step of a retraining run against no retraining.
 
@@ -258,6 +261,9 @@ def retrain_report(
             ``report.html``.
         channel_suffix: Cleaned strain is ``{strain}{suffix}``.
         fftlength: Welch segment length of the ASDs, s.
+        wandb: log every step's numbers, the gate's decisions and the
+            HTML report as a W&B run (job type ``retrain``) when enabled,
+            so that retraining runs compare run against run.
 
     Returns:
         The report's content (also ``retrain.json``): per step its span,
@@ -368,6 +374,29 @@ def retrain_report(
     _plot(output_dir / REPORT_PNG, rows)
     content = {"steps": rows, "summary": summary}
     write_text_atomic(output_dir / REPORT_HTML, _html(rows, summary))
+    log_run(
+        wandb or WandbSettings(),
+        output_dir,
+        "retrain",
+        {
+            **{
+                f"step{row['step']:03d}/{version}/{metric}": value
+                for row in rows
+                for version in (RETRAINED, FIRST_ONLY)
+                for metric, value in row[version].items()
+                if value is not None and math.isfinite(value)
+            },
+            **{
+                f"step{row['step']:03d}/promoted": float(
+                    row["gate"]["promoted"]
+                )
+                for row in rows
+            },
+            "later_steps_retraining_better": better,
+            "promoted": promoted,
+        },
+        html={"report": output_dir / REPORT_HTML},
+    )
     write_json_atomic(output_dir / REPORT_JSON, content)
     print(f"report: {output_dir / REPORT_HTML}")
     print(verdict)

@@ -37,6 +37,7 @@ from deepclean.config import PathParameter, shared
 from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, CleanParameters
+from deepclean.tasks.condor import CondorWorkflow
 from deepclean.tasks.data import DataParameters, Fetch
 from deepclean.tasks.online import Online
 from deepclean.tasks.search import Search, SearchParameters
@@ -196,6 +197,13 @@ class RetrainParameters(SearchParameters):
         description="comma list of YAMLs stacked on train_config for the "
         "fine-tuning steps (lower learning rate, fewer epochs)",
     )
+    step_workflow = luigi.ChoiceParameter(
+        choices=("local", "htcondor"),
+        default="local",
+        significant=False,
+        description="how each step's training, gate and cleaning run: "
+        "here, or as HTCondor jobs (each after the step before)",
+    )
     search = luigi.BoolParameter(
         default=False,
         description="search hyperparameters first (Search) and train and "
@@ -263,12 +271,41 @@ class RetrainParameters(SearchParameters):
     def step_folder(self, index: int) -> str:
         return os.path.join(self.retrain_folder(), f"step-{index:03d}")
 
+    def step_task(self, cls: type, **kwargs) -> law.Task:
+        """A step task required from this one, run as ``step_workflow``
+        says."""
+        return cls.req(self, workflow=self.step_workflow, **kwargs)
 
-class StepTrain(RetrainParameters, Train):
-    """Trains the first model (step 0) or fine-tunes the live model of
-    the step before on the most recent data."""
+
+class StepWorkflow(law.LocalWorkflow, CondorWorkflow):
+    """One retraining step as a workflow of one branch, so that
+    ``step_workflow = htcondor`` runs it as an HTCondor job once the
+    steps it needs are done. Subclasses list those in
+    :meth:`step_requirements`."""
 
     step = luigi.IntParameter(description="retraining step, from 0")
+
+    def create_branch_map(self) -> dict[int, int]:
+        return {0: self.step}
+
+    def condor_base_directory(self) -> str:
+        return self.step_folder(self.step)
+
+    def step_requirements(self) -> dict:
+        raise NotImplementedError
+
+    def workflow_requires(self):
+        requirements = super().workflow_requires()
+        requirements.update(self.step_requirements())
+        return requirements
+
+    def requires(self):
+        return self.step_requirements()
+
+
+class StepTrain(RetrainParameters, Train, StepWorkflow):
+    """Trains the first model (step 0) or fine-tunes the live model of
+    the step before on the most recent data."""
 
     def the_step(self) -> RetrainStep:
         steps = self.schedule()
@@ -280,9 +317,15 @@ class StepTrain(RetrainParameters, Train):
         return steps[self.step]
 
     def requires(self):
+        # Train's requires comes first in the method order
+        return self.step_requirements()
+
+    def step_requirements(self) -> dict:
         requirements = {"data": Fetch.req(self)}
         if self.step > 0:
-            requirements["live"] = StepModel.req(self, step=self.step - 1)
+            requirements["live"] = self.step_task(
+                StepModel, step=self.step - 1
+            )
         if self.search:
             requirements["search"] = Search.req(self)
         return requirements
@@ -331,18 +374,23 @@ class StepTrain(RetrainParameters, Train):
 
 
 class StepModel(
-    DataParameters, TrainParameters, RetrainParameters, DeepCleanTask
+    DataParameters,
+    TrainParameters,
+    RetrainParameters,
+    DeepCleanTask,
+    StepWorkflow,
 ):
     """The promotion gate of one step: ``{step}/live/model.pt`` is the
     model live from the step's span on, ``gate.json`` says why."""
 
     project = "clean"
-    step = luigi.IntParameter(description="retraining step, from 0")
 
-    def requires(self):
-        requirements = {"candidate": StepTrain.req(self)}
+    def step_requirements(self) -> dict:
+        requirements = {"candidate": self.step_task(StepTrain)}
         if self.step > 0:
-            requirements["live"] = StepModel.req(self, step=self.step - 1)
+            requirements["live"] = self.step_task(
+                StepModel, step=self.step - 1
+            )
         return requirements
 
     def run_folder(self) -> str:
@@ -377,7 +425,7 @@ class StepModel(
         args = [
             self.executable("deepclean-clean"),
             "gate",
-            f"--candidate={StepTrain.req(self).output().path}",
+            f"--candidate={StepTrain.req(self, branch=0).output().path}",
             f"--data_files=[{','.join(step.files)}]",
             f"--start={step.gate_start}",
             f"--end={step.start}",
@@ -404,7 +452,7 @@ class StepClean(RetrainParameters, Clean):
     )
 
     def model_requirement(self) -> law.Task:
-        return StepModel.req(self, step=self.step)
+        return self.step_task(StepModel, step=self.step)
 
     def model_path(self) -> str:
         return self.model_requirement().model_target().path
@@ -428,15 +476,18 @@ class RetrainReport(RetrainParameters, CleanParameters):
     def requires(self):
         steps = self.schedule()
         return {
-            "models": [StepModel.req(self, step=s.index) for s in steps],
+            "models": [self.step_task(StepModel, step=s.index) for s in steps],
             "steps": [
-                StepClean.req(
-                    self, step=s.index, clean_start=s.start, clean_end=s.end
+                self.step_task(
+                    StepClean,
+                    step=s.index,
+                    clean_start=s.start,
+                    clean_end=s.end,
                 )
                 for s in steps
             ],
-            "first_only": StepClean.req(
-                self,
+            "first_only": self.step_task(
+                StepClean,
                 step=0,
                 first_only=True,
                 clean_start=steps[0].start,

@@ -125,7 +125,7 @@ class TestTasks:
         assert _arg(command, "--data.train_offset=") == "0.0"
         assert not any(a.startswith("--model.init_from") for a in command)
         assert FINETUNE not in " ".join(command)
-        assert task.output().path == str(
+        assert task.req(task, branch=0).output().path == str(
             run_dir / "retrain" / "demo" / "step-000" / "train" / "model.pt"
         )
 
@@ -182,6 +182,31 @@ class TestTasks:
         assert [s["cleaned_dir"] for s in listed] == [
             s.clean_folder() for s in steps
         ]
+
+    def test_steps_run_as_htcondor_jobs_in_order(self, run_dir):
+        import law
+
+        report = _task(RetrainReport, run_dir, step_workflow="htcondor")
+        clean = report.requires()["steps"][2]
+        assert clean.workflow == "htcondor"
+        model = clean.workflow_requires()["model"]
+        assert (model.step, model.workflow) == (2, "htcondor")
+        # a step's job waits for its training and the live model before
+        needs = model.workflow_requires()
+        assert (needs["candidate"].step, needs["live"].step) == (2, 1)
+        assert needs["candidate"].workflow == "htcondor"
+        assert needs["live"].workflow_requires()["live"].step == 0
+        train = needs["candidate"]
+        assert train.workflow_requires()["live"].step == 1
+        assert train.branch_map == {0: 2}
+        # (accounting from luigi.cfg or $LIGO_GROUP)
+        train = train.req(train, accounting_group="ligo.dev.o4.deepclean")
+        config = law.htcondor.HTCondorJobFileFactory().get_config()
+        config = train.htcondor_job_config(config, 0, [0])
+        assert ("getenv", "true") in config.custom_content
+        assert train.htcondor_output_directory().path == str(
+            run_dir / "retrain" / "demo" / "step-002" / "condor"
+        )
 
     def test_report_logs_to_wandb_when_enabled(self, run_dir):
         assert "--wandb.enabled=true" not in (

@@ -155,3 +155,28 @@ def test_nothing_published_is_refused(toy, frames, tmp_path, capsys):
         )
     assert stop.value.code == 1
     assert "no model is published in" in capsys.readouterr().err
+
+
+def test_a_lost_last_frame_does_not_stall_the_service(
+    toy, frames, model_dir, toy_fit_options, tmp_path
+):
+    t0 = int(toy.t0)
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    for path in frames.iterdir():
+        (lost / path.name).symlink_to(path)
+    # the step's last second never arrives; later seconds do
+    next(lost.glob(f"*_lldetchar-{t0 + 127}-1.gwf")).unlink()
+    steps = service(
+        lost,
+        model_dir,
+        tmp_path / "service",
+        _fit_args(toy_fit_options),
+        cadence=32,
+        train_duration=96,
+        valid_duration=32,
+        start=t0 + 128,
+        end=t0 + 128,
+    )
+    assert [step.status for step in steps] == ["skipped"]
+    assert f"the first at {t0 + 127}" in steps[0].reason

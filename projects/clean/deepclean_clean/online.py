@@ -194,7 +194,7 @@ class FrameSource:
 
     def newest_gps(self) -> int | None:
         """GPS of the newest strain frame in ``strain_dir``."""
-        from deepclean_io.gwf import LLHOFT_TAG
+        from deepclean_io.gwf import LLHOFT_TAG, newest_frame
 
         return newest_frame(self.strain_dir, self.ifo, LLHOFT_TAG)
 
@@ -513,14 +513,6 @@ class FrameLog:
         if self.path is not None:
             with open(self.path, "a") as log:
                 log.write(line + "\n")
-
-
-def newest_frame(directory: Path, ifo: str, tag: str) -> int | None:
-    """GPS of the newest ``tag`` frame of ``ifo`` in ``directory``."""
-    from deepclean_io.gwf import list_frames
-
-    frames = list_frames(directory, ifo, (tag,))
-    return frames[-1][0].gps if frames else None
 
 
 @dataclass
@@ -988,6 +980,8 @@ def _check_frames_fit(source: FrameSource, model: LoadedModel) -> None:
 def _default_start(source: FrameSource, output_dir: Path) -> int:
     """The second after the newest output frame, else the newest input
     frame (waiting for one to appear)."""
+    from deepclean_io.gwf import newest_frame
+
     written = newest_frame(output_dir, source.ifo, OUTPUT_TAG)
     if written is not None:
         return written + FRAME_LENGTH

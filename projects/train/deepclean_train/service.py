@@ -33,7 +33,7 @@ from deepclean_io.gwf import (
     LLDETCHAR_TAG,
     LLHOFT_TAG,
     frame_name,
-    list_frames,
+    newest_frame,
     read_gwf,
 )
 from deepclean_io.hdf5 import contiguous_files, write_timeseries
@@ -41,6 +41,9 @@ from deepclean_train.publish import publish
 
 FRAME_LENGTH = 1
 DATA_NAME = "data.hdf5"
+# seconds of later strain frames after which a second's frames count as
+# lost (the online cleaner's default wait limit)
+LOST_AFTER = 5
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,13 @@ def read_frames(
     for gps in range(start, end):
         frames = (
             (
-                frame_name(strain_dir, ifo, LLHOFT_TAG, gps, 1),
+                frame_name(strain_dir, ifo, LLHOFT_TAG, gps, FRAME_LENGTH),
                 [strain_channel],
             ),
-            (frame_name(witness_dir, ifo, LLDETCHAR_TAG, gps, 1), witnesses),
+            (
+                frame_name(witness_dir, ifo, LLDETCHAR_TAG, gps, FRAME_LENGTH),
+                witnesses,
+            ),
         )
         second: dict[str, np.ndarray] = {}
         try:
@@ -113,24 +119,20 @@ def read_frames(
     return data, missing
 
 
-def _newest_frame(strain_dir: Path, strain_channel: str) -> int | None:
-    """GPS of the newest ``llhoft`` frame in ``strain_dir``."""
-    ifo = strain_channel.split(":")[0]
-    frames = list_frames(strain_dir, ifo, (LLHOFT_TAG,))
-    return frames[-1][0].gps if frames else None
-
-
-def _arrived(
-    strain_dir: Path, witness_dir: Path, strain_channel: str, gps: int
+def _second_passed(
+    strain_dir: Path, witness_dir: Path, ifo: str, gps: int
 ) -> bool:
-    """Whether both frames of second ``gps`` are there."""
-    ifo = strain_channel.split(":")[0]
-    return (
+    """Whether second ``gps`` is over: both its frames are there, or
+    strain frames :data:`LOST_AFTER` s later are (its own were lost;
+    reading the span reports them missing)."""
+    arrived = (
         frame_name(strain_dir, ifo, LLHOFT_TAG, gps, FRAME_LENGTH).exists()
         and frame_name(
             witness_dir, ifo, LLDETCHAR_TAG, gps, FRAME_LENGTH
         ).exists()
     )
+    newest = newest_frame(strain_dir, ifo, LLHOFT_TAG) or 0
+    return arrived or newest >= gps + LOST_AFTER
 
 
 def service(
@@ -187,7 +189,8 @@ def service(
             f"need cadence >= valid_duration > 0 and train_duration > 0, "
             f"got {cadence:g}, {valid_duration:g} and {train_duration:g} s"
         )
-    if published_model(model_dir) is None:
+    published = published_model(model_dir)
+    if published is None:
         raise ValueError(
             f"no model is published in {model_dir}; publish the first one "
             "with deepclean-train publish MODEL --model_dir "
@@ -195,19 +198,20 @@ def service(
         )
     output_dir = check_writable(output_dir, "--output_dir")
     witness_dir = witness_dir or strain_dir
-    _, record = published_model(model_dir)
+    _, record = published
+    ifo = record["strain_channel"].split(":")[0]
     strain_channel = record["strain_channel"]
     witnesses = list(record["witnesses"])
     history = round(train_duration + valid_duration)
     if start is None:
-        newest = _newest_frame(strain_dir, strain_channel)
+        newest = newest_frame(strain_dir, ifo, LLHOFT_TAG)
         if newest is None:
             raise ValueError(f"no llhoft frame in {strain_dir}")
         start = newest + 1
     steps = []
     gps = int(start)
     while end is None or gps <= end:
-        while not _arrived(strain_dir, witness_dir, strain_channel, gps - 1):
+        while not _second_passed(strain_dir, witness_dir, ifo, gps - 1):
             time.sleep(poll_interval)
         folder = output_dir / f"gps-{gps}"
         folder.mkdir(exist_ok=True)

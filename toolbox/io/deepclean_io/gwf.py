@@ -164,6 +164,12 @@ def list_frames(
     return sorted(frames)
 
 
+def newest_frame(directory: str | Path, ifo: str, tag: str) -> int | None:
+    """GPS of the newest ``tag`` frame of ``ifo`` in ``directory``."""
+    frames = list_frames(directory, ifo, (tag,))
+    return frames[-1][0].gps if frames else None
+
+
 def prune_frames(
     directory: str | Path,
     ifo: str,

@@ -132,4 +132,14 @@ def problems_list(problems: str) -> list[str]:
     return [p.strip() for p in problems.split(",") if p.strip()]
 
 
+def config_paths(paths: str) -> list[str]:
+    """Absolute paths (``~`` expanded) of a comma list of files, in
+    order, e.g. ``train_config``."""
+    return [
+        os.path.abspath(os.path.expanduser(path.strip()))
+        for path in paths.split(",")
+        if path.strip()
+    ]
+
+
 set_default_retcodes()

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import law
 import luigi
 
-from deepclean.config import PathParameter, shared
+from deepclean.config import PathParameter, config_paths, shared
 from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, CleanParameters
@@ -219,11 +219,7 @@ class RetrainParameters(SearchParameters):
 
     def finetune_files(self) -> list[str]:
         """Absolute paths of the fine-tuning YAMLs, in order."""
-        return [
-            os.path.abspath(os.path.expanduser(path.strip()))
-            for path in self.finetune_config.split(",")
-            if path.strip()
-        ]
+        return config_paths(self.finetune_config)
 
     def schedule(self) -> list[RetrainStep]:
         """The steps over the fetched files (:func:`plan_steps`)."""

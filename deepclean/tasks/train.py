@@ -7,7 +7,7 @@ import os
 import law
 import luigi
 
-from deepclean.config import PathParameter, shared
+from deepclean.config import PathParameter, config_paths, shared
 from deepclean.runs import content_identity, data_file_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.data import DataParameters, Fetch
@@ -165,11 +165,7 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
 
     def config_files(self) -> list[str]:
         """Absolute paths of the training YAMLs, in order."""
-        return [
-            os.path.abspath(os.path.expanduser(path.strip()))
-            for path in self.train_config.split(",")
-            if path.strip()
-        ]
+        return config_paths(self.train_config)
 
     def training_file(self) -> str:
         """The data file holding the training and validation spans."""

@@ -281,6 +281,16 @@ class StepWorkflow(law.LocalWorkflow, CondorWorkflow):
 
     step = luigi.IntParameter(description="retraining step, from 0")
 
+    def the_step(self) -> RetrainStep:
+        """This step of the schedule."""
+        steps = self.schedule()
+        if not 0 <= self.step < len(steps):
+            raise ScheduleError(
+                f"step {self.step} is not among the {len(steps)} steps of "
+                "the schedule"
+            )
+        return steps[self.step]
+
     def create_branch_map(self) -> dict[int, int]:
         return {0: self.step}
 
@@ -302,15 +312,6 @@ class StepWorkflow(law.LocalWorkflow, CondorWorkflow):
 class StepTrain(RetrainParameters, Train, StepWorkflow):
     """Trains the first model (step 0) or fine-tunes the live model of
     the step before on the most recent data."""
-
-    def the_step(self) -> RetrainStep:
-        steps = self.schedule()
-        if not 0 <= self.step < len(steps):
-            raise ScheduleError(
-                f"step {self.step} is not among the {len(steps)} steps of "
-                "the schedule"
-            )
-        return steps[self.step]
 
     def requires(self):
         # Train's requires comes first in the method order
@@ -407,7 +408,7 @@ class StepModel(
         }
 
     def bind_paths(self) -> list[str]:
-        step = self.schedule()[self.step]
+        step = self.the_step()
         paths = [
             self.step_folder(self.step),
             *{os.path.dirname(path) for path in step.files},
@@ -417,7 +418,7 @@ class StepModel(
         return [*paths, *super().bind_paths()]
 
     def command(self) -> list[str]:
-        step = self.schedule()[self.step]
+        step = self.the_step()
         args = [
             self.executable("deepclean-clean"),
             "gate",

@@ -109,8 +109,7 @@ def gate(
                 f"[{gps_text(start)}, {gps_text(end)}) with the model's "
                 "context; give the files around the span"
             )
-        data, t0, _ = segment.read(channels, first, last)
-        return data, t0
+        return segment.read(channels, first, last)
 
     decision = judge(
         candidate,

@@ -310,17 +310,12 @@ def _retrain_step(
                 f"{last[-1] if last else 'no output'}",
                 version,
             )
-        segment = contiguous_files([fname])[0]
-
-        def read(channels, first, last):
-            values, t0, _ = segment.read(channels, first, last)
-            return values, t0
-
+        (segment,) = contiguous_files([fname])
         start, end = cleanable_span(candidate, gps - valid_duration, gps)
         decision = judge(
             candidate,
             live_copy,
-            read,
+            segment.read,
             start,
             end,
             label=f"gps-{gps}",

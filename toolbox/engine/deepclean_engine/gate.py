@@ -29,10 +29,12 @@ from deepclean_engine.spectral import (
 )
 
 Reader = Callable[
-    [Sequence[str], float, float], tuple[dict[str, np.ndarray], float]
+    [Sequence[str], float, float],
+    tuple[dict[str, np.ndarray], float, float],
 ]
 """Reads channels over a GPS span: ``(data by channel, GPS of the first
-sample)``."""
+sample, sample rate)``, as
+:meth:`deepclean_io.hdf5.ContiguousFiles.read` does."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def model_ratios(
     engine, metadata = _engine(model, device)
     witnesses = list(metadata["witnesses"])
     strain_channel = metadata["strain_channel"]
-    data, t0 = read(
+    data, t0, _ = read(
         [strain_channel, *witnesses], *engine.required_span(start, end)
     )
     cleaned = engine.clean(

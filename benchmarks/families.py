@@ -88,11 +88,7 @@ from deepclean_clean.nomad import apply_nomad, fit_nomad, nomad_baseline
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation import load_simulation_config
-from deepclean_engine import (
-    CleaningConfig,
-    CleaningEngine,
-    load_exported_model,
-)
+from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
 from deepclean_io import file_info, read_timeseries, write_timeseries
 from deepclean_io.truth import read_truth
@@ -258,10 +254,7 @@ def clean_deepclean(
         ``(cleaned, t0)``: the cleaned whole frames, ``(time,)``, and the
         GPS time of their first sample, s.
     """
-    module, metadata = load_exported_model(model)
-    engine = CleaningEngine(
-        module, CleaningConfig.from_dict(metadata["cleaning"])
-    )
+    engine, _ = load_cleaning_engine(model)
     segment = engine.clean(
         torch.from_numpy(strain), torch.from_numpy(witnesses), t0
     )

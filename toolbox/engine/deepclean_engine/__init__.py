@@ -10,6 +10,7 @@ from deepclean_engine.engine import (
     CleaningEngine,
     FrameCleaner,
     NoiseModel,
+    load_cleaning_engine,
 )
 from deepclean_engine.exported import (
     METADATA_NAME,
@@ -52,6 +53,7 @@ __all__ = [
     "bandpass_settling_time",
     "butterworth_sos",
     "in_band_mask",
+    "load_cleaning_engine",
     "load_exported_model",
     "median_bias",
     "overlap_add",

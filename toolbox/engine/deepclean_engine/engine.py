@@ -24,10 +24,13 @@ noise and is flagged; the caller tells the two apart from ``raw``.
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from deepclean_engine.config import CleaningConfig, whole_samples
+from deepclean_engine.exported import load_exported_model
 from deepclean_engine.filters import BandpassFilter
 from deepclean_engine.stitching import overlap_add, stitch_window
 
@@ -504,3 +507,23 @@ class FrameCleaner:
         drop = max(0, frame_start - self._strain_start)
         self._strain = self._strain[drop:]
         self._strain_start += drop
+
+
+def load_cleaning_engine(
+    path: str | Path, device: torch.device | str = "cpu"
+) -> tuple[CleaningEngine, dict[str, Any]]:
+    """An exported model's cleaning engine, with the cleaning parameters
+    its metadata records.
+
+    Args:
+        path: an exported ``model.pt``.
+        device: device to load the model onto.
+
+    Returns:
+        ``(engine, metadata)``.
+    """
+    module, metadata = load_exported_model(path, device)
+    return (
+        CleaningEngine(module, CleaningConfig.from_dict(metadata["cleaning"])),
+        metadata,
+    )

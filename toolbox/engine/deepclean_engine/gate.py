@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepclean_engine.config import CleaningConfig
-from deepclean_engine.engine import CleaningEngine
-from deepclean_engine.exported import load_exported_model
+from deepclean_engine.engine import load_cleaning_engine
 from deepclean_engine.spectral import (
     DEFAULT_SIDEBAND,
     asd_ratio,
@@ -105,12 +103,6 @@ def decide(
     )
 
 
-def _engine(model: Path, device: str) -> tuple[CleaningEngine, dict]:
-    module, metadata = load_exported_model(model, device)
-    config = CleaningConfig.from_dict(metadata["cleaning"])
-    return CleaningEngine(module, config), metadata
-
-
 def cleanable_span(
     model: Path, data_start: float, data_end: float
 ) -> tuple[float, float]:
@@ -121,7 +113,7 @@ def cleanable_span(
     Raises:
         ValueError: the data are too short for any second.
     """
-    engine, _ = _engine(model, "cpu")
+    engine, _ = load_cleaning_engine(model, "cpu")
     first, last = engine.required_span(data_start, data_start + 1)
     before = math.ceil(data_start - first)
     after = math.ceil(last - (data_start + 1))
@@ -157,7 +149,7 @@ def model_ratios(
         bins and over the bins 10-20 Hz either side of each band of
         ``ASD(cleaned) / ASD(raw)``.
     """
-    engine, metadata = _engine(model, device)
+    engine, metadata = load_cleaning_engine(model, device)
     witnesses = list(metadata["witnesses"])
     strain_channel = metadata["strain_channel"]
     data, t0, _ = read(

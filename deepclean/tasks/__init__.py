@@ -1,6 +1,7 @@
 """law tasks of the DeepClean pipeline."""
 
 from deepclean import messages
+from deepclean.tasks.analyze import Analyze
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
@@ -20,6 +21,7 @@ from deepclean.tasks.train import Train
 messages.install()
 
 __all__ = [
+    "Analyze",
     "Clean",
     "DeepCleanTask",
     "Evaluate",

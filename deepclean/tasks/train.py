@@ -54,6 +54,15 @@ class TrainParameters(law.Task):
         "witness (the mains monitor) with every other witness as extra "
         "inputs (bilinear couplings)",
     )
+    witness_analysis = shared(
+        luigi.BoolParameter,
+        default=True,
+        significant=False,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="after training, rank the witnesses the model relies "
+        "on (saliency, coherence, ablation) into the run's analysis/ "
+        "folder; false skips it",
+    )
     use_wandb = shared(
         luigi.BoolParameter,
         default=False,
@@ -148,6 +157,24 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
     def output(self):
         return law.LocalFileTarget(os.path.join(self.run_folder(), "model.pt"))
 
+    def analysis_path(self) -> str | None:
+        """``analysis.json`` of the witness analysis when it is on."""
+        if not self.witness_analysis:
+            return None
+        return os.path.join(self.run_folder(), "analysis", "analysis.json")
+
+    def output_paths(self) -> list[str]:
+        """The model, and the analysis when it is on: a run without the
+        analysis it was asked for is not complete (re-running it resumes
+        the finished training and only analyses)."""
+        analysis = self.analysis_path()
+        return [*super().output_paths(), *([analysis] if analysis else [])]
+
+    def complete(self) -> bool:
+        return super().complete() and all(
+            os.path.exists(path) for path in self.output_paths()
+        )
+
     def bind_paths(self) -> list[str]:
         paths = [
             self.run_folder(),
@@ -205,6 +232,8 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             args.append(f"--data.product_witness={self.product_witness()}")
         if self.use_wandb:
             args.append("--wandb.enabled=true")
+        if not self.witness_analysis:
+            args.append("--analysis.enabled=false")
         return args
 
     def command(self) -> list[str]:

@@ -1,11 +1,17 @@
-"""Welch PSD, ASD ratio and the ASD-ratio loss against scipy."""
+"""Welch PSD, coherence, ASD ratio and the ASD-ratio loss against
+scipy."""
 
 import numpy as np
 import pytest
 import scipy.signal
 import torch
 
-from deepclean_engine import ASDRatioLoss, SpectralDensity, asd_ratio
+from deepclean_engine import (
+    ASDRatioLoss,
+    Coherence,
+    SpectralDensity,
+    asd_ratio,
+)
 
 SAMPLE_RATE = 512.0
 BANDS = [(55.0, 65.0), (100.0, 110.0)]
@@ -116,6 +122,60 @@ class TestSpectralDensity:
     def test_too_short_input_is_refused(self) -> None:
         with pytest.raises(ValueError, match="shorter than fftlength"):
             SpectralDensity(SAMPLE_RATE, 2.0)(torch.randn(100))
+
+
+class TestCoherence:
+    @staticmethod
+    def channels() -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(4)
+        reference = rng.standard_normal(round(20 * SAMPLE_RATE))
+        noise = rng.standard_normal((3, reference.size))
+        x = np.stack(
+            [
+                reference + noise[0],
+                noise[1],
+                2 * np.roll(reference, 7) + 0.3 * noise[2],
+            ]
+        )
+        return x, reference
+
+    @pytest.mark.parametrize(
+        ("fftlength", "overlap"), [(1.0, None), (2.0, 0.5)]
+    )
+    def test_matches_scipy(self, fftlength, overlap) -> None:
+        x, reference = self.channels()
+        nperseg = int(fftlength * SAMPLE_RATE)
+        frequencies, expected = scipy.signal.coherence(
+            x,
+            reference,
+            fs=SAMPLE_RATE,
+            nperseg=nperseg,
+            noverlap=None if overlap is None else int(overlap * SAMPLE_RATE),
+        )
+        coherence = Coherence(SAMPLE_RATE, fftlength, overlap)
+        result = coherence(torch.from_numpy(x), torch.from_numpy(reference))
+        np.testing.assert_allclose(result.numpy(), expected, atol=1e-12)
+        np.testing.assert_allclose(coherence.frequencies.numpy(), frequencies)
+        # independent noise: coherence ~ 1 / segments; delayed copy: ~1
+        assert result[1].mean() < 0.2
+        assert result[2].mean() > 0.9
+
+    def test_bands_estimate_their_bins_only(self) -> None:
+        x, reference = self.channels()
+        full = Coherence(SAMPLE_RATE, 1.0)
+        banded = Coherence(SAMPLE_RATE, 1.0, bands=BANDS)
+        mask = in_band(full.frequencies.numpy())
+        x, reference = torch.from_numpy(x), torch.from_numpy(reference)
+        np.testing.assert_allclose(
+            banded(x, reference).numpy(),
+            full(x, reference).numpy()[:, mask],
+            atol=1e-12,
+        )
+        assert banded.num_segments(x.shape[-1]) == 39
+
+    def test_different_lengths_refused(self) -> None:
+        with pytest.raises(ValueError, match="same span"):
+            Coherence(SAMPLE_RATE, 1.0)(torch.zeros(2, 1024), torch.zeros(512))
 
 
 class TestASDRatio:

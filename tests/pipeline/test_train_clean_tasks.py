@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepclean.tasks import Clean, Evaluate, Train
+from deepclean.tasks import Analyze, Clean, Evaluate, Train
 
 T0 = 1262304000
 REPO = Path(__file__).resolve().parents[2]
@@ -114,6 +114,80 @@ class TestTrain:
         mains = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
         assert _arg(task.command(), "--data.product_witness=") == mains
         assert task.run_folder() != plain.run_folder()
+
+    def test_witness_analysis_is_an_output_unless_switched_off(self, run_dir):
+        task = _task(Train, run_dir)
+        assert not any("--analysis." in a for a in task.command())
+        folder = Path(task.run_folder())
+        assert task.output_paths() == [
+            str(folder / "model.pt"),
+            str(folder / "analysis" / "analysis.json"),
+        ]
+        folder.mkdir(parents=True)
+        (folder / "model.pt").touch()
+        assert not task.complete()
+        (folder / "analysis").mkdir()
+        (folder / "analysis" / "analysis.json").touch()
+        assert task.complete()
+        off = _task(Train, run_dir, witness_analysis=False)
+        assert _arg(off.command(), "--analysis.enabled=") == "false"
+        assert off.output_paths() == [str(folder / "model.pt")]
+        assert off.run_folder() == task.run_folder()
+
+
+class TestAnalyze:
+    def test_trains_model_analysed_on_its_own_spans(self, run_dir):
+        task = _task(Analyze, run_dir, analysis_dir=str(run_dir / "an"))
+        train = _task(Train, run_dir)
+        command = task.command()
+        assert command[1] == "analyze"
+        assert _arg(command, "--model=") == train.output().path
+        assert _arg(command, "--fname=") == (
+            f"[{run_dir}/data/demo/deepclean-{T0}-4096.hdf5]"
+        )
+        assert not any(a.startswith("--spans") for a in command)
+        assert not any(a.startswith("--settings.") for a in command)
+        folder = Path(task.output().path).parent
+        assert folder.parent == run_dir / "an"
+        assert folder.name.startswith(train.run_name() + "-")
+        assert set(task.requires()) == {"data", "model"}
+
+    def test_any_model_on_a_stretch_across_files(self, run_dir):
+        model = run_dir / "mine" / "model.pt"
+        model.parent.mkdir()
+        model.write_bytes(b"weights")
+        task = _task(
+            Analyze,
+            run_dir,
+            analysis_dir=str(run_dir / "an"),
+            model=str(model),
+            analysis_start=T0 + 4000,
+            analysis_end=T0 + 4600,
+            analysis_fftlength=8.0,
+        )
+        command = task.command()
+        data = run_dir / "data" / "demo"
+        assert _arg(command, "--fname=") == (
+            f"[{data}/deepclean-{T0}-4096.hdf5,"
+            f"{data}/deepclean-{T0 + 4096}-2048.hdf5]"
+        )
+        assert json.loads(_arg(command, "--spans=")) == {
+            "stretch": [T0 + 4000, T0 + 4600]
+        }
+        assert _arg(command, "--settings.fftlength=") == "8.0"
+        assert set(task.requires()) == {"data"}
+        assert Path(task.run_folder()).name.startswith("mine-")
+
+    def test_reversed_stretch_refused(self, run_dir):
+        task = _task(
+            Analyze,
+            run_dir,
+            analysis_dir=str(run_dir / "an"),
+            analysis_start=T0 + 600,
+            analysis_end=T0 + 100,
+        )
+        with pytest.raises(ValueError, match="must be after"):
+            task.command()
 
 
 class TestClean:

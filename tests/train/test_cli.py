@@ -151,6 +151,9 @@ class TestFit:
             "best.ckpt",
             "config.yaml",
             "metrics.csv",
+            "analysis/analysis.json",
+            "analysis/analysis.h5",
+            "analysis/analysis.html",
         ):
             assert (trained / name).is_file(), name
         config = yaml.safe_load((trained / "config.yaml").read_text())
@@ -167,7 +170,9 @@ class TestFit:
 
     def test_wandb_offline_run_has_the_plots(self, trained: Path) -> None:
         (run,) = (trained / "wandb").glob("offline-run-*")
-        assert len(list(run.glob("files/media/html/*.html"))) == 5
+        pages = list(run.glob("files/media/html/*.html"))
+        assert len([p for p in pages if "validation" in p.name]) == 5
+        assert len([p for p in pages if "witness_analysis" in p.name]) == 1
         assert list(run.glob("*.wandb"))
 
     def test_training_lowers_the_in_band_asd_ratio(

@@ -41,7 +41,10 @@ exported model into the folder ``M`` an online cleaner reads
 Tune (:mod:`deepclean_train.search`); ``deepclean-train service
 --strain_dir F --model_dir M --output_dir D --fit_args '[...]'`` retrains
 the published model at a cadence on the latest low-latency frames
-(:mod:`deepclean_train.service`).
+(:mod:`deepclean_train.service`); ``deepclean-train analyze --model
+M --fname F --output_dir D`` ranks the witnesses a model relies on
+(:mod:`deepclean_train.analyze`), which ``fit`` also does for its own
+model into ``D/analysis/`` before exporting it (``--analysis.*``).
 """
 
 import shutil
@@ -69,6 +72,8 @@ from deepclean_io.atomic import (
 )
 from deepclean_io.commands import Terminated, run_command_line
 from deepclean_tracking import WandbSettings, wandb_offline
+from deepclean_train.analysis import AnalysisSettings
+from deepclean_train.analyze import analyse_trained_model
 from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.export import export_model
 from deepclean_train.model import DeepCleanModel
@@ -88,12 +93,14 @@ BEST_CHECKPOINT = "best.ckpt"
 PUBLISH_COMMAND = "publish"
 SEARCH_COMMAND = "search"
 SERVICE_COMMAND = "service"
+ANALYZE_COMMAND = "analyze"
 PUBLISH_EPILOG = (
     "deepclean-train publish MODEL --model_dir D publishes an exported "
     "model into the folder an online cleaner reads (see "
     "deepclean-train publish --help); deepclean-train search searches "
-    "hyperparameters with Ray Tune and deepclean-train service retrains "
-    "the published model on the latest frames (--help of each)."
+    "hyperparameters with Ray Tune, deepclean-train service retrains "
+    "the published model on the latest frames and deepclean-train "
+    "analyze ranks a model's witnesses (--help of each)."
 )
 
 
@@ -191,6 +198,7 @@ class DeepCleanCLI(LightningCLI):
         parser.set_defaults({"lr_monitor.logging_interval": "step"})
         parser.add_lightning_class_args(ValidationPlotter, "validation_plots")
         parser.add_class_arguments(WandbSettings, "wandb")
+        parser.add_class_arguments(AnalysisSettings, "analysis")
 
     def parse_arguments(
         self, parser: LightningArgumentParser, args: Any
@@ -231,9 +239,7 @@ class DeepCleanCLI(LightningCLI):
         ``lightning_logs/version_N``), plus a W&B logger there when
         ``wandb.enabled``.
         """
-        config = self.config_init
-        if self.subcommand:
-            config = config[self.subcommand]
+        config = self._instantiated()
         if config.trainer.logger in (None, True) and "logger" not in kwargs:
             kwargs["logger"] = default_loggers(
                 config.trainer.default_root_dir or ".",
@@ -270,7 +276,11 @@ class DeepCleanCLI(LightningCLI):
         """Export the best model by ``val_asdr`` into the output folder.
 
         Without checkpoints (or validation) the final weights are exported.
-        The W&B run, if any, is finished: training is over.
+        Before that, unless ``--analysis.enabled false``, the witness
+        analysis of the best model on the training and validation spans
+        is written into ``analysis/`` (and logged to W&B): ``model.pt``
+        appears only after it. The W&B run, if any, is finished:
+        training is over.
 
         Raises:
             Terminated: SIGTERM arrived while the fit was ending (Lightning
@@ -279,21 +289,34 @@ class DeepCleanCLI(LightningCLI):
         trainer = self.trainer
         if trainer.received_sigterm:
             raise Terminated()
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.finish()
-        if not trainer.is_global_zero:
-            return
-        model, data = self.model, self.datamodule
-        output_dir = Path(trainer.default_root_dir)
-        callback = trainer.checkpoint_callback
-        best = callback.best_model_path if callback is not None else ""
-        if best:
-            checkpoint = torch.load(best, map_location="cpu")
-            model.load_state_dict(checkpoint["state_dict"])
-            with atomic_output(output_dir / BEST_CHECKPOINT) as partial:
-                shutil.copyfile(best, partial)
-        export_model(model, output_dir, data.train_span)
+        wandb_loggers = [
+            logger
+            for logger in trainer.loggers
+            if isinstance(logger, WandbLogger)
+        ]
+        if trainer.is_global_zero:
+            model, data = self.model, self.datamodule
+            output_dir = Path(trainer.default_root_dir)
+            callback = trainer.checkpoint_callback
+            best = callback.best_model_path if callback is not None else ""
+            if best:
+                checkpoint = torch.load(best, map_location="cpu")
+                model.load_state_dict(checkpoint["state_dict"])
+                with atomic_output(output_dir / BEST_CHECKPOINT) as partial:
+                    shutil.copyfile(best, partial)
+            settings = self._instantiated().analysis
+            if settings.enabled:
+                analyse_trained_model(
+                    model, data, settings, output_dir, wandb_loggers
+                )
+            export_model(model, output_dir, data.train_span, data.valid_span)
+        for logger in wandb_loggers:
+            logger.experiment.finish()
+
+    def _instantiated(self) -> Any:
+        """The instantiated configuration of the running subcommand."""
+        config = self.config_init
+        return config[self.subcommand] if self.subcommand else config
 
 
 def run(args: list[str]) -> None:
@@ -301,7 +324,8 @@ def run(args: list[str]) -> None:
 
     ``publish`` runs :func:`~deepclean_train.publish.run_publish`,
     ``search`` :func:`~deepclean_train.search.search`, ``service``
-    :func:`~deepclean_train.service.service`; the other
+    :func:`~deepclean_train.service.service`, ``analyze``
+    :func:`~deepclean_train.analyze.analyze`; the other
     subcommands are LightningCLI's.
 
     Raises:
@@ -313,13 +337,18 @@ def run(args: list[str]) -> None:
     if args[:1] == [PUBLISH_COMMAND]:
         run_publish(args[1:])
         return
-    if args[:1] in ([SEARCH_COMMAND], [SERVICE_COMMAND]):
+    functions = {
+        SEARCH_COMMAND: "deepclean_train.search:search",
+        SERVICE_COMMAND: "deepclean_train.service:service",
+        ANALYZE_COMMAND: "deepclean_train.analyze:analyze",
+    }
+    if args[:1] and args[0] in functions:
+        import importlib
+
         from jsonargparse import CLI
 
-        from deepclean_train.search import search
-        from deepclean_train.service import service
-
-        function = search if args[0] == SEARCH_COMMAND else service
+        module, name = functions[args[0]].split(":")
+        function = getattr(importlib.import_module(module), name)
         CLI(
             function,
             args=args[1:],

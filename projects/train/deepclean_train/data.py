@@ -211,6 +211,11 @@ class DeepCleanDataModule(pl.LightningDataModule):
             raise RuntimeError("call setup() before asking for the spans")
         return self.bounds["train"]
 
+    @property
+    def valid_span(self) -> tuple[float, float] | None:
+        """GPS ``(start, end)`` of the validation span, s (after setup)."""
+        return self.bounds.get("valid")
+
     def span_bounds(self, t0: float) -> dict[str, tuple[float, float]]:
         """GPS ``(start, end)`` of each non-empty span, s.
 

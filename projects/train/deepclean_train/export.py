@@ -30,13 +30,17 @@ if TYPE_CHECKING:
 
 
 def model_metadata(
-    model: "DeepCleanModel", train_span: tuple[float, float]
+    model: "DeepCleanModel",
+    train_span: tuple[float, float],
+    valid_span: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Everything a cleaner needs to use the exported model.
 
     Args:
         model: the trained model.
         train_span: GPS ``(start, end)`` of the training data, s.
+        valid_span: GPS ``(start, end)`` of the validation data, s;
+            None when there was none.
 
     Returns:
         JSON-serialisable metadata; ``cleaning`` is the engine's
@@ -68,6 +72,11 @@ def model_metadata(
             4 * config.kernel_size,
         ),
         "train_span": [float(train_span[0]), float(train_span[1])],
+        "valid_span": (
+            None
+            if valid_span is None
+            else [float(valid_span[0]), float(valid_span[1])]
+        ),
         "package_version": version("deepclean-train"),
         "torch_version": torch.__version__,
     }
@@ -77,6 +86,7 @@ def export_model(
     model: "DeepCleanModel",
     output_dir: str | Path,
     train_span: tuple[float, float],
+    valid_span: tuple[float, float] | None = None,
 ) -> Path:
     """Write ``{output_dir}/model.pt`` and ``{output_dir}/model.json``.
 
@@ -88,13 +98,14 @@ def export_model(
         model: the trained model (not modified).
         output_dir: destination folder, created if needed.
         train_span: GPS ``(start, end)`` of the training data, s.
+        valid_span: GPS ``(start, end)`` of the validation data, s.
 
     Returns:
         Path of ``model.pt``.
     """
     return save_exported_model(
         model.predictor,
-        model_metadata(model, train_span),
+        model_metadata(model, train_span, valid_span),
         Path(output_dir) / MODEL_NAME,
     )
 

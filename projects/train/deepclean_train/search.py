@@ -168,6 +168,7 @@ def _run_trial(
             f"--trainer.default_root_dir={folder}",
             f"--trainer.callbacks+={TRIAL_CALLBACK}",
             "--trainer.enable_progress_bar=false",
+            "--analysis.enabled=false",
         ]
     )
 

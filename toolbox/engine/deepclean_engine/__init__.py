@@ -28,6 +28,7 @@ from deepclean_engine.products import WitnessProducts
 from deepclean_engine.scalers import ChannelStandardScaler, StrainScaler
 from deepclean_engine.spectral import (
     ASDRatioLoss,
+    Coherence,
     SpectralDensity,
     asd_ratio,
     in_band_mask,
@@ -44,6 +45,7 @@ __all__ = [
     "CleanedSegment",
     "CleaningConfig",
     "CleaningEngine",
+    "Coherence",
     "FrameCleaner",
     "NoiseModel",
     "SpectralDensity",

@@ -1,4 +1,5 @@
-"""Welch power spectral density, in-band ASD ratio and the training loss.
+"""Welch power spectral density, coherence, in-band ASD ratio and the
+training loss.
 
 :class:`SpectralDensity` reproduces :func:`scipy.signal.welch` with a
 periodic Hann window, constant detrending, one-sided density scaling and
@@ -122,6 +123,36 @@ class SpectralDensity(torch.nn.Module):
         )
         return frequencies if self.bins is None else frequencies[self.bins]
 
+    def segment_spectra(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windowed, detrended DFT of every Welch segment, unscaled.
+
+        Args:
+            x: time series, shape ``(..., time)``, at least ``fftlength``
+                long.
+
+        Returns:
+            ``(real, imag)`` parts (up to the sign of ``imag``, the same
+            for every series), each ``(..., segments, freq)`` in the
+            window's dtype.
+        """
+        if x.shape[-1] < self.nperseg:
+            raise ValueError(
+                f"{x.shape[-1]} samples are shorter than fftlength "
+                f"({self.nperseg} samples); pass a longer series or a "
+                "shorter fftlength"
+            )
+        window = self.window
+        step = self.nperseg - self.noverlap
+        segments = x.to(window.dtype).unfold(-1, self.nperseg, step)
+        if self.basis is None:
+            segments = segments - segments.mean(dim=-1, keepdim=True)
+            spectrum = torch.fft.rfft(segments * window)
+            return spectrum.real, spectrum.imag
+        cosine, sine = (segments @ self.basis).chunk(2, dim=-1)
+        return cosine, sine
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Estimate the PSD.
 
@@ -136,23 +167,8 @@ class SpectralDensity(torch.nn.Module):
             series NaN, with either average (as
             :func:`scipy.signal.welch`).
         """
-        if x.shape[-1] < self.nperseg:
-            raise ValueError(
-                f"{x.shape[-1]} samples are shorter than fftlength "
-                f"({self.nperseg} samples); pass a longer series or a "
-                "shorter fftlength"
-            )
-        window = self.window
-        step = self.nperseg - self.noverlap
-        segments = x.to(window.dtype).unfold(-1, self.nperseg, step)
-        if self.basis is None:
-            segments = segments - segments.mean(dim=-1, keepdim=True)
-            spectrum = torch.fft.rfft(segments * window)
-            power = spectrum.real**2 + spectrum.imag**2
-        else:
-            cosine, sine = (segments @ self.basis).chunk(2, dim=-1)
-            power = cosine**2 + sine**2
-        power = power * self.scale
+        real, imag = self.segment_spectra(x)
+        power = (real**2 + imag**2) * self.scale
         num_segments = power.shape[-2]
         if self.average == "mean":
             return power.mean(dim=-2)
@@ -165,6 +181,73 @@ class SpectralDensity(torch.nn.Module):
         # the bias still counts them: propagate NaN, as scipy and the mean
         median = torch.where(power.isnan().any(dim=-2), torch.nan, median)
         return median / median_bias(num_segments)
+
+
+class Coherence(torch.nn.Module):
+    """Magnitude-squared coherence of channels with one reference series.
+
+    ``|P_xy|**2 / (P_xx P_yy)`` from mean-averaged Welch cross and power
+    spectra, as :func:`scipy.signal.coherence` (periodic Hann window,
+    constant detrending, half-overlapping segments by default).
+
+    Args:
+        sample_rate: sample rate in Hz.
+        fftlength: segment length in seconds; the frequency resolution
+            is ``1 / fftlength`` Hz.
+        overlap: segment overlap in seconds; ``None`` means half of
+            ``fftlength``.
+        bands: ``(low, high)`` pairs in Hz: estimate only the bins inside
+            them (see :class:`SpectralDensity`); ``None`` for every bin.
+    """
+
+    def __init__(
+        self,
+        sample_rate: float,
+        fftlength: float,
+        overlap: float | None = None,
+        bands: Sequence[Sequence[float]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.density = SpectralDensity(
+            sample_rate, fftlength, overlap, average="mean", bands=bands
+        )
+
+    @property
+    def frequencies(self) -> torch.Tensor:
+        """Frequencies of the bins in Hz, float64, ``(freq,)``."""
+        return self.density.frequencies
+
+    def num_segments(self, num_samples: int) -> int:
+        """Welch segments averaged over ``num_samples`` samples."""
+        density = self.density
+        step = density.nperseg - density.noverlap
+        return max(0, (num_samples - density.nperseg) // step + 1)
+
+    def forward(
+        self, x: torch.Tensor, reference: torch.Tensor
+    ) -> torch.Tensor:
+        """Coherence of every channel of ``x`` with ``reference``.
+
+        Args:
+            x: channels, shape ``(..., channels, time)``.
+            reference: the series they are compared with, ``(..., time)``.
+
+        Returns:
+            Coherence in [0, 1], ``(..., channels, freq)``, in float64.
+        """
+        if x.shape[-1] != reference.shape[-1]:
+            raise ValueError(
+                f"channels of {x.shape[-1]} samples and a reference of "
+                f"{reference.shape[-1]} samples cannot be compared; pass "
+                "the same span of both"
+            )
+        x_real, x_imag = self.density.segment_spectra(x)
+        y_real, y_imag = self.density.segment_spectra(reference[..., None, :])
+        cross_real = (x_real * y_real + x_imag * y_imag).mean(dim=-2)
+        cross_imag = (x_imag * y_real - x_real * y_imag).mean(dim=-2)
+        x_power = (x_real**2 + x_imag**2).mean(dim=-2)
+        y_power = (y_real**2 + y_imag**2).mean(dim=-2)
+        return (cross_real**2 + cross_imag**2) / (x_power * y_power)
 
 
 def in_band_mask(

@@ -1,0 +1,155 @@
+"""Rank the witnesses a trained model relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import law
+import luigi
+
+from deepclean.config import PathParameter, shared
+from deepclean.runs import content_identity, fingerprint
+from deepclean.tasks.base import DeepCleanTask
+from deepclean.tasks.data import DataParameters, Fetch
+from deepclean.tasks.train import Train, TrainParameters
+
+
+class Analyze(DataParameters, TrainParameters, DeepCleanTask):
+    """``deepclean-train analyze``: saliency, coherence and ablation of
+    every witness of a model, and their ranking, into
+    ``{analysis_dir}/{run}/``: ``analysis.json``, ``analysis.h5`` and
+    ``analysis.html``.
+
+    By default the model is Train's, analysed on its own training and
+    validation spans; ``--model`` takes any exported model and
+    ``--analysis-start``/``--analysis-end`` any stretch of the fetched
+    data (one span, which is ranked).
+    """
+
+    project = "train"
+
+    model = PathParameter(
+        default="", description="exported model.pt; empty: Train's model"
+    )
+    analysis_dir = shared(
+        PathParameter,
+        description="folder of the witness analyses (one folder per model, "
+        "stretch and settings)",
+    )
+    analysis_start = luigi.FloatParameter(
+        default=0.0,
+        description="GPS start of the stretch to analyse; 0: the model's "
+        "training and validation spans",
+    )
+    analysis_end = luigi.FloatParameter(
+        default=0.0, description="GPS end of the stretch to analyse"
+    )
+    analysis_fftlength = luigi.OptionalFloatParameter(
+        default=None,
+        description="Welch segment length of the coherence and the "
+        "ablation's ASD ratios, s (resolution 1 / fftlength Hz); empty: "
+        "4 s, shorter where a span needs it",
+    )
+
+    def requires(self):
+        requirements = {"data": Fetch.req(self)}
+        if not self.model:
+            requirements["model"] = Train.req(self)
+        return requirements
+
+    def model_path(self) -> str:
+        return self.model or Train.req(self).output().path
+
+    def stretch(self) -> tuple[float, float] | None:
+        """The GPS stretch asked for; None for the model's spans.
+
+        Raises:
+            ValueError: an end that does not follow the start.
+        """
+        if not (self.analysis_start or self.analysis_end):
+            return None
+        if self.analysis_end <= self.analysis_start:
+            raise ValueError(
+                f"analysis_end {self.analysis_end} must be after "
+                f"analysis_start {self.analysis_start}"
+            )
+        return (self.analysis_start, self.analysis_end)
+
+    def data_files(self) -> list[str]:
+        """Fetched files holding the stretch (Train's training files for
+        the model's own spans)."""
+        stretch = self.stretch()
+        if stretch is None:
+            return Train.req(self).training_files()
+        fetch = Fetch.req(self)
+        files = [
+            fetch.req(fetch, branch=branch).output().path
+            for branch, (start, duration) in sorted(
+                fetch.branch_map.items(), key=lambda item: item[1][0]
+            )
+            if start < stretch[1] and start + duration > stretch[0]
+        ]
+        if not files:
+            raise ValueError(
+                f"no fetched file overlaps GPS {stretch[0]}-{stretch[1]}; "
+                f"the data run covers {self.start}-{self.end}"
+            )
+        return files
+
+    def run_settings(self) -> dict:
+        if self.model:
+            model = content_identity(self.model)
+        else:
+            train = Train.req(self)
+            model = {
+                "train_run": train.run_name(),
+                "settings": fingerprint(train.run_settings()),
+            }
+        return {
+            "model": model,
+            "data": os.path.basename(self.data_folder()),
+            "stretch": self.stretch(),
+            "fftlength": self.analysis_fftlength,
+        }
+
+    def run_folder(self) -> str:
+        label = (
+            os.path.basename(os.path.dirname(os.path.abspath(self.model)))
+            if self.model
+            else Train.req(self).run_name()
+        )
+        return os.path.join(
+            self.analysis_dir, f"{label}-{fingerprint(self.run_settings())}"
+        )
+
+    def output(self):
+        return law.LocalFileTarget(
+            os.path.join(self.run_folder(), "analysis.json")
+        )
+
+    def bind_paths(self) -> list[str]:
+        return [
+            self.run_folder(),
+            os.path.dirname(self.model_path()),
+            *{os.path.dirname(path) for path in self.data_files()},
+            *super().bind_paths(),
+        ]
+
+    def command(self) -> list[str]:
+        files = self.data_files()
+        args = [
+            self.executable("deepclean-train"),
+            "analyze",
+            f"--model={self.model_path()}",
+            f"--fname=[{','.join(files)}]",
+            f"--output_dir={self.run_folder()}",
+        ]
+        if self.analysis_fftlength is not None:
+            args.append(f"--settings.fftlength={self.analysis_fftlength}")
+        stretch = self.stretch()
+        if stretch is not None:
+            args.append(f"--spans={json.dumps({'stretch': list(stretch)})}")
+        if self.use_wandb:
+            args.append("--wandb.enabled=true")
+        return args

@@ -1,0 +1,353 @@
+"""Witness analysis: saliency, coherence, ablation, ranking, and the
+``deepclean-train analyze`` command.
+
+The ranking tests train one small model on the simulated detector
+(module fixture): the mains monitor, two angular witnesses that couple
+only bilinearly (their motion modulates the mains line), one angular
+witness and the two decoys that do not couple.
+"""
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from deepclean_data.simulate import simulate
+from deepclean_data.simulation import CouplingConfig, SimulationConfig
+from deepclean_engine import CleaningConfig, CleaningEngine
+from deepclean_train.analysis import (
+    AnalysisSettings,
+    ModelInputs,
+    ablate,
+    analyze_spans,
+    window_saliency,
+    witness_coherence,
+)
+from deepclean_train.analyze import analyze
+from deepclean_train.cli import main
+from deepclean_train.data import Span
+
+REFERENCE = Path(__file__).parents[2] / "projects/train/configs/reference.yaml"
+STRAIN = "H1:GDS-CALIB_STRAIN"
+MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+ANGULAR = ["H1:ASC-CHARD_P_INMON", "H1:ASC-DHARD_Y_INMON"]
+UNCOUPLED = "H1:ASC-SRC1_P_INMON"
+DECOYS = ["H1:PEM-EX_ACC_BSC9_ETMX_Y_DQ", "H1:PEM-EY_MIC_VEA_PLUSY_DQ"]
+SAMPLE_RATE = 512.0
+START = 1_000_000_000
+
+
+class OneWitness(torch.nn.Module):
+    """Predicts strain as a scaled copy of one witness."""
+
+    def __init__(self, row: int, scale: float) -> None:
+        super().__init__()
+        self.row = row
+        self.scale = scale
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        return witnesses[:, self.row] * self.scale
+
+
+def toy_span(toy, duration: float = 96.0) -> Span:
+    channels = toy.channels(duration)
+    return Span(
+        "valid",
+        toy.t0,
+        torch.from_numpy(channels[toy.strain_channel]),
+        torch.from_numpy(np.stack([channels[w] for w in toy.witnesses])),
+    )
+
+
+def toy_engine(toy, model: torch.nn.Module) -> CleaningEngine:
+    config = CleaningConfig(
+        sample_rate=toy.sample_rate, bands=tuple(toy.bands), kernel_length=2.0
+    )
+    return CleaningEngine(model, config)
+
+
+class TestSaliency:
+    def test_zero_for_witnesses_the_model_ignores(self, toy) -> None:
+        span = toy_span(toy)
+        result = window_saliency(
+            OneWitness(0, 3e-21),
+            span,
+            round(2 * toy.sample_rate),
+            toy.sample_rate,
+            toy.bands,
+            num_windows=8,
+            max_frequency=100.0,
+        )
+        np.testing.assert_array_equal(result.share[:, 1:], 0.0)
+        np.testing.assert_allclose(result.share[:, 0], 1.0)
+        assert (result.spectrum[:, 1:] == 0).all()
+        assert (result.spectrum[1, 0] > 0).any()
+        assert result.frequencies[-1] <= 100.0
+        assert result.num_windows == 8
+
+    def test_span_shorter_than_a_window_is_refused(self, toy) -> None:
+        with pytest.raises(ValueError, match="shorter than one model window"):
+            window_saliency(
+                OneWitness(0, 1.0),
+                toy_span(toy, 1.0),
+                round(2 * toy.sample_rate),
+                toy.sample_rate,
+                toy.bands,
+                8,
+                100.0,
+            )
+
+
+class TestCoherence:
+    def test_linear_fraction_finds_the_coupled_witnesses(self, toy) -> None:
+        # strain = noise + 3 w0 + 2 w1 (delayed): coherent fractions of
+        # about 9/14 and 4/14, none for the others
+        result = witness_coherence(
+            toy_span(toy), toy.sample_rate, toy.bands, 2.0, 5.0, None
+        )
+        np.testing.assert_allclose(
+            result.linear_fraction[:2], [9 / 14, 4 / 14], atol=0.05
+        )
+        assert (result.linear_fraction[2:] < 0.05).all()
+        assert result.line_witness == 0
+        assert np.isnan(result.bilinear[0]).all()
+        assert result.frequencies[0] >= 50 and result.frequencies[-1] <= 70
+        assert result.num_averages == 95
+
+    def test_too_little_data_for_the_resolution_says_how_much(self) -> None:
+        settings = AnalysisSettings(fftlength=8.0)
+        with pytest.raises(ValueError, match="needs at least 68 s of data"):
+            settings.span_fftlength(60.0)
+        assert AnalysisSettings().span_fftlength(30.0) == 2.0
+        assert AnalysisSettings().span_fftlength(600.0) == 4.0
+
+
+class TestAblation:
+    def test_only_the_used_witness_matters(self, toy) -> None:
+        result = ablate(
+            toy_engine(toy, OneWitness(0, 3e-21)),
+            toy_span(toy),
+            shift=None,
+            fftlength=2.0,
+            progress=False,
+        )
+        assert result.baseline < 0.8
+        assert result.mean[0] > 0.95 and result.shifted[0] > 0.95
+        np.testing.assert_allclose(result.mean[1:], result.baseline)
+        np.testing.assert_allclose(result.shifted[1:], result.baseline)
+        assert result.rise[0] > 0.15
+        assert result.shift == 48.0
+
+    def test_shift_longer_than_the_span_is_refused(self, toy) -> None:
+        with pytest.raises(ValueError, match="must be shorter than"):
+            ablate(
+                toy_engine(toy, OneWitness(0, 3e-21)),
+                toy_span(toy),
+                shift=200.0,
+                fftlength=2.0,
+                progress=False,
+            )
+
+
+def test_hand_built_model_ranks_its_witness_first(toy) -> None:
+    inputs = ModelInputs(toy.strain_channel, tuple(toy.witnesses), 512.0)
+    span = toy_span(toy)
+    analysis = analyze_spans(
+        toy_engine(toy, OneWitness(0, 3e-21)),
+        inputs,
+        {"valid": span},
+        AnalysisSettings(windows=8),
+        progress=False,
+    )
+    ranking = analysis.ranking()
+    assert ranking[0]["channel"] == toy.witnesses[0]
+    assert ranking[0]["importance"] == pytest.approx(1.0)
+    assert ranking[0]["ranks"] == {
+        "saliency": 1,
+        "coherence": 1,
+        "ablation": 1,
+    }
+    # witness 1 is coherent with the strain but unused: second, on
+    # coherence alone
+    assert ranking[1]["channel"] == toy.witnesses[1]
+    assert ranking[1]["saliency"]["valid"]["median"] == 0.0
+    assert ranking[1]["ablation"]["rise"] == 0.0
+    assert ranking[1]["importance"] == pytest.approx(
+        ranking[1]["linear_coherence"]["valid"]
+        / ranking[0]["linear_coherence"]["valid"]
+        / 3
+    )
+    summary = analysis.summary()
+    assert summary["evidence"] == ["saliency", "ablation", "coherence"]
+    assert summary["baseline_in_band_ratio"] < 0.8
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A model trained on the simulated detector with witness products,
+    analysed after training; returns (data file, run folder)."""
+    root = tmp_path_factory.mktemp("analysis")
+    data = simulate(
+        root / "data",
+        START,
+        640,
+        STRAIN,
+        [MAINS, *ANGULAR, UNCOUPLED],
+        MAINS,
+        SAMPLE_RATE,
+        seed=3,
+        config=SimulationConfig(
+            coupling=CouplingConfig(
+                nonlinear_fraction=0.0,
+                num_uncoupled=1,
+                weight_range=(0.5, 1.0),
+            )
+        ),
+        progress=False,
+    )
+    truth = json.loads(
+        (data.parent / "truth" / f"{data.stem}.json").read_text()
+    )
+    assert truth["parameters"]["coupling"]["coupled"] == ANGULAR
+    output = root / "run"
+    main(
+        [
+            "fit",
+            f"--config={REFERENCE}",
+            f"--data.fname={data}",
+            f"--data.sample_rate={SAMPLE_RATE}",
+            "--data.network_sample_rate=256",
+            f"--data.strain_channel={STRAIN}",
+            "--data.witnesses="
+            + json.dumps([MAINS, *ANGULAR, UNCOUPLED, *DECOYS]),
+            f"--data.product_witness={MAINS}",
+            "--data.train_duration=512",
+            "--data.valid_duration=128",
+            "--data.batches_per_epoch=32",
+            "--trainer.max_epochs=10",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={output}",
+        ]
+    )
+    return data, output
+
+
+@pytest.fixture(scope="module")
+def summary(trained) -> dict:
+    """``analysis.json`` of the trained model's post-training analysis."""
+    _, output = trained
+    return json.loads((output / "analysis" / "analysis.json").read_text())
+
+
+@pytest.mark.slow
+class TestRankingOnTheSimulatedDetector:
+    @staticmethod
+    def entries(summary: dict) -> dict[str, dict]:
+        return {entry["channel"]: entry for entry in summary["ranking"]}
+
+    def test_decoys_rank_below_every_coupled_witness(self, summary) -> None:
+        order = [entry["channel"] for entry in summary["ranking"]]
+        assert set(order[:3]) == {MAINS, *ANGULAR}
+        assert order[0] == MAINS
+        assert summary["line_witness"] == MAINS
+
+    def test_bilinear_witness_found_by_saliency_ablation_and_products(
+        self, summary
+    ) -> None:
+        entries = self.entries(summary)
+        uncoupled = [entries[name] for name in (UNCOUPLED, *DECOYS)]
+        for name in ANGULAR:
+            entry = entries[name]
+            for other in uncoupled:
+                assert (
+                    entry["saliency"]["valid"]["median"]
+                    > other["saliency"]["valid"]["median"]
+                )
+                assert entry["ablation"]["rise"] > other["ablation"]["rise"]
+                assert (
+                    entry["bilinear_coherence"]["valid"]
+                    > 3 * other["bilinear_coherence"]["valid"]
+                )
+
+    def test_linear_coherence_alone_misses_it(self, summary) -> None:
+        entries = self.entries(summary)
+        noise = max(
+            entries[name]["linear_coherence"]["valid"]
+            for name in (UNCOUPLED, *DECOYS)
+        )
+        for name in ANGULAR:
+            linear = entries[name]["linear_coherence"]["valid"]
+            assert linear < 0.05
+            assert linear < 2 * noise
+            assert entries[name]["bilinear_coherence"]["valid"] > 0.05
+
+    def test_training_and_validation_spans_both_analysed(
+        self, summary, trained
+    ) -> None:
+        _, output = trained
+        assert list(summary["spans"]) == ["train", "valid"]
+        assert summary["ranked_span"] == "valid"
+        with h5py.File(output / "analysis" / "analysis.h5") as h5:
+            assert set(h5["saliency"]) == {"train", "valid"}
+            assert h5["saliency/valid/spectrum"].shape[:2] == (3, 6)
+            assert h5["coherence/train/linear"].shape[0] == 6
+            assert h5["ablation/mean"].shape == (6,)
+        page = (output / "analysis" / "analysis.html").read_text()
+        assert "Coherence with strain" in page
+        assert "Saliency share" in page
+
+    def test_analyze_command_on_the_exported_model(
+        self, summary, trained, tmp_path
+    ) -> None:
+        data, output = trained
+        main(
+            [
+                "analyze",
+                f"--model={output / 'model.pt'}",
+                f"--fname=[{data}]",
+                f"--output_dir={tmp_path}",
+                "--progress=false",
+            ]
+        )
+        again = json.loads((tmp_path / "analysis.json").read_text())
+        assert again["spans"] == summary["spans"]
+        assert [e["channel"] for e in again["ranking"]] == [
+            e["channel"] for e in summary["ranking"]
+        ]
+        for first, second in zip(
+            summary["ranking"], again["ranking"], strict=True
+        ):
+            assert second["importance"] == pytest.approx(
+                first["importance"], abs=1e-3
+            )
+
+    def test_data_without_the_models_channels_named(
+        self, trained, toy, data_file, tmp_path
+    ) -> None:
+        _, output = trained
+        with pytest.raises(ValueError, match="ASC-CHARD_P_INMON") as error:
+            analyze(
+                output / "model.pt",
+                [data_file],
+                tmp_path,
+                spans={"valid": (toy.t0, toy.t0 + 64)},
+                progress=False,
+            )
+        assert "are not in" in str(error.value)
+
+    def test_explicit_resolution_needs_enough_data(
+        self, trained, tmp_path
+    ) -> None:
+        data, output = trained
+        with pytest.raises(ValueError, match="needs at least 136 s"):
+            analyze(
+                output / "model.pt",
+                [data],
+                tmp_path,
+                spans={"valid": (START + 512, START + 640)},
+                settings=AnalysisSettings(fftlength=16.0),
+                progress=False,
+            )

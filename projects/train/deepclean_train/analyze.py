@@ -149,6 +149,53 @@ def _model_spans(
     return found
 
 
+def read_spans(
+    fname: Sequence[str | Path],
+    inputs: ModelInputs,
+    spans: Mapping[str, tuple[float, float]],
+    sample_rate: float,
+) -> dict[str, Span]:
+    """A model's strain and witnesses over named spans of data files.
+
+    Args:
+        fname: Back-to-back HDF5 files of one segment.
+        inputs: The model's channels.
+        spans: GPS ``(start, end)`` by name.
+        sample_rate: The model's sample rate, Hz.
+
+    Raises:
+        ValueError: files of several segments, without the model's
+            channels, at another rate, or not covering a span.
+    """
+    segments = contiguous_files([Path(path) for path in fname])
+    if len(segments) > 1:
+        raise ValueError(
+            f"the data files belong to {len(segments)} segments; pass "
+            "back-to-back files of one segment"
+        )
+    segment = segments[0]
+    for path, info in zip(segment.files, segment.infos, strict=True):
+        check_channels(inputs, list(info.channels), str(path))
+    if not math.isclose(segment.sample_rate, sample_rate):
+        raise ValueError(
+            f"the data are sampled at {segment.sample_rate:g} Hz but the "
+            f"model at {sample_rate:g} Hz; analyse data at the model's rate"
+        )
+    channels = [inputs.strain_channel, *inputs.witnesses]
+    read = {}
+    for name, (start, end) in spans.items():
+        data, t0, _ = segment.read(channels, start, end)
+        read[name] = Span(
+            name,
+            t0,
+            torch.from_numpy(np.asarray(data[channels[0]], np.float64)),
+            torch.from_numpy(
+                np.stack([data[c] for c in channels[1:]]).astype(np.float32)
+            ),
+        )
+    return read
+
+
 def analyze(
     model: Path,
     fname: list[Path],
@@ -182,33 +229,14 @@ def analyze(
     configure_threads()
     engine, metadata = load_cleaning_engine(model)
     inputs = ModelInputs.from_metadata(metadata)
-    segments = contiguous_files([Path(path) for path in fname])
-    if len(segments) > 1:
-        raise ValueError(
-            f"--fname lists files of {len(segments)} segments; pass "
-            "back-to-back files of one segment"
-        )
-    segment = segments[0]
-    for path, info in zip(segment.files, segment.infos, strict=True):
-        check_channels(inputs, list(info.channels), str(path))
-    rate = engine.config.sample_rate
-    if not math.isclose(segment.sample_rate, rate):
-        raise ValueError(
-            f"the data are sampled at {segment.sample_rate:g} Hz but the "
-            f"model at {rate:g} Hz; analyse data at the model's rate"
-        )
-    channels = [inputs.strain_channel, *inputs.witnesses]
-    read = {}
-    for name, (start, end) in _model_spans(metadata, spans).items():
-        data, t0, _ = segment.read(channels, start, end)
-        read[name] = Span(
-            name,
-            t0,
-            torch.from_numpy(np.asarray(data[channels[0]], np.float64)),
-            torch.from_numpy(
-                np.stack([data[c] for c in channels[1:]]).astype(np.float32)
-            ),
-        )
+    if not math.isclose(metadata["sample_rate"], engine.config.sample_rate):
+        raise ValueError(f"{model}: its metadata disagree on the sample rate")
+    read = read_spans(
+        fname,
+        inputs,
+        _model_spans(metadata, spans),
+        engine.config.sample_rate,
+    )
     analysis = analyze_spans(engine, inputs, read, settings, progress)
     path = write_analysis(analysis, output_dir, f"Witness analysis of {model}")
     log_run(

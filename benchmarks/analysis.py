@@ -1,0 +1,141 @@
+"""Speed of the witness analysis of a reference-size model.
+
+Simulates a stretch of the default H1 60 Hz problem (21 witnesses and
+the 2 decoys at 4096 Hz, or uses --data), exports an untrained model of
+the chosen architecture (the analysis costs the same whatever the
+weights) and runs ``deepclean-train analyze`` on one span of
+``--duration`` s: saliency on 256 windows, linear and bilinear coherence,
+and the ablation (two cleanings of the span per witness). Prints the
+seconds of each part and of the whole command (reading and writing
+included), quiet and next to a competing CPU-bound process, against the
+target of 2 minutes for 1024 s on 2 CPU cores.
+
+Usage: python benchmarks/analysis.py [--duration 1024] [--data FILE]
+       [--architecture reference|dilated] [--no-load]
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from clean import export_untrained
+from models import ARCHITECTURES
+from online import LOAD, stop
+
+from deepclean.couplings import resolve
+from deepclean_data.simulate import simulate
+from deepclean_engine import load_cleaning_engine
+from deepclean_engine.threads import choose_threads
+from deepclean_train.analysis import (
+    AnalysisSettings,
+    ModelInputs,
+    ablate,
+    window_saliency,
+    witness_coherence,
+)
+from deepclean_train.analyze import analyze, read_spans
+
+GPS_START = 1_250_000_000
+STRAIN = "H1:GDS-CALIB_STRAIN"
+TARGET = "target: 1024 s in under 2 minutes on 2 CPU cores"
+
+
+def time_parts(model: Path, data: Path, span: tuple[float, float]) -> None:
+    """Seconds of saliency, coherence and ablation on ``span``."""
+    engine, metadata = load_cleaning_engine(model)
+    inputs = ModelInputs.from_metadata(metadata)
+    settings = AnalysisSettings()
+    (read,) = read_spans([data], inputs, {"span": span}).values()
+    config = engine.config
+    began = time.perf_counter()
+    window_saliency(
+        engine.model,
+        read,
+        config.kernel_size,
+        config.sample_rate,
+        config.bands,
+        settings.windows,
+        96.0,
+    )
+    saliency = time.perf_counter() - began
+    began = time.perf_counter()
+    fftlength = settings.span_fftlength(span[1] - span[0])
+    witness_coherence(
+        read, config.sample_rate, config.bands, fftlength, 10.0, None
+    )
+    coherence = time.perf_counter() - began
+    began = time.perf_counter()
+    ablate(engine, read, None, fftlength, progress=False)
+    ablation = time.perf_counter() - began
+    print(
+        f"  saliency {saliency:.1f} s, coherence {coherence:.1f} s, "
+        f"ablation {ablation:.1f} s ({2 * len(inputs.witnesses)} cleanings)"
+    )
+
+
+def time_command(
+    model: Path, data: Path, span: tuple[float, float], output: Path
+) -> float:
+    began = time.perf_counter()
+    analyze(model, [data], output, spans={"span": span}, progress=False)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=1024.0)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument(
+        "--architecture", choices=sorted(ARCHITECTURES), default="reference"
+    )
+    parser.add_argument(
+        "--no-load",
+        action="store_true",
+        help="skip the run next to a competing CPU-bound process",
+    )
+    args = parser.parse_args()
+    threads = choose_threads()
+    resolved = resolve("H1", "60Hz")
+    witnesses = list(resolved.witnesses)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data = args.data or simulate(
+            folder / "data",
+            GPS_START,
+            args.duration,
+            STRAIN,
+            witnesses,
+            resolved.line_witness,
+            progress=False,
+        )
+        model = export_untrained(args.architecture, witnesses, None, folder)
+        span = (GPS_START, GPS_START + args.duration)
+        print(
+            f"{args.architecture} model, {len(witnesses)} witnesses, "
+            f"{args.duration:g} s at 4096 Hz, {threads} threads"
+        )
+        time_parts(model, data, span)
+        quiet = time_command(model, data, span, folder / "quiet")
+        print(f"  deepclean-train analyze: {quiet:.1f} s ({TARGET})")
+        if args.no_load:
+            return
+        competitor = subprocess.Popen(
+            [sys.executable, "-c", LOAD],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            loaded = time_command(model, data, span, folder / "loaded")
+        finally:
+            stop(competitor)
+        print(
+            f"  next to a competing process: {loaded:.1f} s "
+            f"({quiet / loaded:.0%} of the quiet speed)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -189,30 +189,26 @@ class _LineSet:
     def __init__(
         self, spectra: list[MotionSpectrum], offsets: np.ndarray
     ) -> None:
-        lines = [
-            (row, line)
+        # One row and sinusoid per line, added one at a time so that a
+        # block needs one line's waveform at once, however many there are.
+        self.lines = [
+            (
+                row,
+                np.float32(line.amplitude),
+                BlockSinusoids(
+                    np.array([line.frequency]),
+                    np.array([line.phase]),
+                    offsets,
+                ),
+            )
             for row, spectrum in enumerate(spectra)
             for line in spectrum.lines
         ]
-        self.rows = [row for row, _ in lines]
-        self.amplitudes = np.array(
-            [line.amplitude for _, line in lines], dtype=np.float32
-        )
-        self.sinusoids = BlockSinusoids(
-            np.array([line.frequency for _, line in lines]),
-            np.array([line.phase for _, line in lines]),
-            offsets,
-        )
 
     def add_to(self, channels: np.ndarray, gps: float) -> None:
         """Add the lines of the block at ``gps`` to ``(channels, time)``."""
-        if not self.rows:
-            return
-        waves = self.sinusoids.cos(gps)
-        for row, amplitude, wave in zip(
-            self.rows, self.amplitudes, waves, strict=True
-        ):
-            channels[row] += amplitude * wave
+        for row, amplitude, sinusoid in self.lines:
+            channels[row] += amplitude * sinusoid.cos(gps)[0]
 
 
 class SimulatedDetector:
@@ -384,13 +380,14 @@ class SimulatedDetector:
         gps = self.block_start(index)
         offsets = self.offsets
         # Witness rows: mains, angular channels, drift witness, decoys.
-        witnesses = self.sensor_rms * white_noise(
+        witnesses = white_noise(
             self.seed,
             self.sensor_keys,
             index,
             self.block_samples,
             executor=self.executor,
         )
+        witnesses *= self.sensor_rms
         state = self.mains_signal.state(gps)
         motion = self.angular.block(index)
         self.angular_lines.add_to(motion, gps)

@@ -9,6 +9,10 @@ import pytest
 
 from deepclean_data.cli import main
 from deepclean_data.segments import read_segments
+from deepclean_data.simulation import (
+    candidate_channels,
+    load_simulation_config,
+)
 from deepclean_io.atomic import partial_path
 from deepclean_io.gwf import read_gwf
 from deepclean_io.hdf5 import file_info
@@ -20,6 +24,7 @@ WITNESSES = [
     "H1:ASC-INP1_Y_OUT_DQ",
 ]
 START = 1262304000
+CONFIGS = Path(__file__).parents[2] / "projects" / "data" / "configs"
 
 
 def test_entry_point_help():
@@ -104,6 +109,18 @@ def test_simulate_takes_a_simulation_yaml(tmp_path, capsys):
     )
     assert truth["config"]["coupling"]["skirt_ratio"] == 2.5
     assert set(truth["drift_witness"]) <= set(file_info(data_file).channels)
+
+
+def test_simulate_takes_the_candidate_pool_yaml(tmp_path, capsys):
+    """The shipped pool, as luigi.cfg's simulation_config would pass it."""
+    config = CONFIGS / "candidate-pool.yaml"
+    main([*simulate_arguments(tmp_path / "data"), f"--config={config}"])
+    data_file = Path(capsys.readouterr().out.strip())
+    names = candidate_channels(
+        STRAIN, WITNESSES, load_simulation_config(config)
+    )
+    assert len(names) == 112
+    assert file_info(data_file).channels[-len(names) :] == tuple(names)
 
 
 def test_query_from_config_file(tmp_path, capsys):

@@ -4,8 +4,10 @@
 ``deepclean_data.simulation.detector``) as
 
 - ``{output_dir}/{prefix}-{start}-{duration}.hdf5``: strain, the
-  witnesses given, the drift witness (when configured) and the decoy
-  witnesses, in gwpy's HDF5 layout, exactly like a fetched file;
+  witnesses given, the drift witness (when configured), the decoy
+  witnesses and the candidate witnesses (``config.candidates``, none by
+  default; their names: ``candidate_channels``), in gwpy's HDF5 layout,
+  exactly like a fetched file;
 - ``{output_dir}/truth/{same name}.hdf5``: the truth in the same layout,
   channels named ``{strain}_BACKGROUND``, ``{strain}_COUPLED`` (the sum
   of ``{strain}_COUPLED_LINEAR``, ``_COUPLED_BILINEAR`` and
@@ -13,7 +15,11 @@
   background + coupled + injections; the ideal cleaned strain is
   background + injections;
 - ``{output_dir}/truth/{same stem}.json``: the span, seed, full
-  configuration, every drawn parameter and the injections in the span.
+  configuration, every drawn parameter, the injections in the span and
+  the candidates (``"candidates"``: the ``"uncoupled"`` ones, those of
+  them with angular-like spectra, ``"low_frequency"``, and for each
+  ``"correlated"`` one the angular ``"source"`` it records, its ``"snr"``
+  and ``"gain"``).
 
 The truth's layout (paths, channel names, injection descriptions) is
 :mod:`deepclean_io.truth`, which also reads it back.
@@ -72,9 +78,10 @@ def simulate(
         strain_channel: Strain channel name, e.g. ``H1:GDS-CALIB_STRAIN``.
         witnesses: Witness channels: the mains monitor and one or more
             angular-control channels; decoys named from
-            ``DECOY_CHANNELS`` are added, and with
+            ``DECOY_CHANNELS`` are added, with
             ``config.coupling.drift_witness`` the drift witness
-            ``DRIFT_CHANNEL``.
+            ``DRIFT_CHANNEL``, and the candidates of
+            ``config.candidates``.
         mains_channel: The witness that is the mains monitor, e.g.
             ``H1:PEM-CS_MAINSMON_EBAY_1_DQ`` (the couplings registry's
             line witness); every other witness is angular control.
@@ -112,6 +119,7 @@ def simulate(
         list(witnesses),
         mains_channel,
         config.coupling.drift_witness,
+        config.candidates,
     )
     output_dir = Path(output_dir)
     data_path = output_dir / hdf5_name(prefix, start, duration)
@@ -184,6 +192,7 @@ def simulate(
                 "mains_channel": roles.mains,
                 "decoys": list(roles.decoys),
                 "drift_witness": list(roles.drift),
+                "candidates": detector.candidate_truth(),
                 "truth_channels": truth,
                 "config": dataclasses.asdict(config),
                 "parameters": detector.description(),

@@ -2,6 +2,7 @@
 
 from deepclean_data.simulation.config import (
     BackgroundConfig,
+    CandidateConfig,
     CouplingConfig,
     InjectionConfig,
     MainsConfig,
@@ -14,6 +15,7 @@ from deepclean_data.simulation.detector import (
     DRIFT_CHANNEL,
     ChannelRoles,
     SimulatedDetector,
+    candidate_channels,
     decoy_channels,
     drift_channel,
 )
@@ -22,6 +24,7 @@ __all__ = [
     "DECOY_CHANNELS",
     "DRIFT_CHANNEL",
     "BackgroundConfig",
+    "CandidateConfig",
     "ChannelRoles",
     "CouplingConfig",
     "InjectionConfig",
@@ -29,6 +32,7 @@ __all__ = [
     "MotionConfig",
     "SimulatedDetector",
     "SimulationConfig",
+    "candidate_channels",
     "decoy_channels",
     "drift_channel",
     "load_simulation_config",

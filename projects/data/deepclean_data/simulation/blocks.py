@@ -18,6 +18,9 @@ from numpy.typing import DTypeLike
 from scipy import fft as sp_fft
 
 _INDEX_MODULUS = 2**64
+# Streams that ColouredNoise draws and filters at once: bounds its FFT
+# buffers to a few blocks of this many streams, however many there are.
+_STREAMS_PER_FFT = 16
 
 
 def stream_key(*parts: str) -> int:
@@ -96,6 +99,10 @@ def white_noise(
 class ColouredNoise:
     """Gaussian streams coloured by FIRs, computed block by block.
 
+    Streams are drawn and filtered in groups of ``_STREAMS_PER_FFT``;
+    between blocks only the last ``taps - 1`` white samples of each
+    stream are kept.
+
     Args:
         seed: Simulation seed.
         keys: One stream key per stream (``stream_key(...)``).
@@ -132,38 +139,57 @@ class ColouredNoise:
         self.responses = sp_fft.rfft(
             firs.astype(self.dtype), n=self.fft_length, axis=-1
         )
-        self._cache: tuple[int, np.ndarray] | None = None
+        # The last taps - 1 white samples of each stream in a block.
+        self._tail: tuple[int, np.ndarray] | None = None
 
-    def _white(self, index: int) -> np.ndarray:
-        if self._cache is not None and self._cache[0] == index:
-            return self._cache[1]
-        noise = white_noise(
+    def _white(self, keys: list[int], index: int) -> np.ndarray:
+        """White noise of some streams in block ``index``."""
+        return white_noise(
             self.seed,
-            self.keys,
+            keys,
             index,
             self.block_samples,
             self.dtype,
             self.executor,
         )
-        self._cache = (index, noise)
-        return noise
 
     def block(self, index: int) -> np.ndarray:
         """Coloured noise of block ``index``, shape ``(streams, time)``."""
-        history = self._white(index - 1)[
-            :, self.block_samples - self.taps + 1 :
-        ]
-        current = self._white(index)
-        spectrum = sp_fft.rfft(
-            np.concatenate([history, current], axis=-1),
-            n=self.fft_length,
-            axis=-1,
-            workers=-1,
+        streams = len(self.keys)
+        kept = slice(self.block_samples - self.taps + 1, None)
+        follows = self._tail is not None and self._tail[0] == index - 1
+        history = (
+            self._tail[1]
+            if follows
+            else np.empty((streams, self.taps - 1), self.dtype)
         )
-        filtered = sp_fft.irfft(
-            spectrum * self.responses, n=self.fft_length, axis=-1, workers=-1
-        )
-        return filtered[:, self.taps - 1 : self.taps - 1 + self.block_samples]
+        tail = np.empty_like(history)
+        coloured = np.empty((streams, self.block_samples), self.dtype)
+        for first in range(0, streams, _STREAMS_PER_FFT):
+            rows = slice(first, first + _STREAMS_PER_FFT)
+            if not follows:
+                history[rows] = self._white(self.keys[rows], index - 1)[
+                    :, kept
+                ]
+            current = self._white(self.keys[rows], index)
+            tail[rows] = current[:, kept]
+            spectrum = sp_fft.rfft(
+                np.concatenate([history[rows], current], axis=-1),
+                n=self.fft_length,
+                axis=-1,
+                workers=-1,
+            )
+            filtered = sp_fft.irfft(
+                spectrum * self.responses[rows],
+                n=self.fft_length,
+                axis=-1,
+                workers=-1,
+            )
+            coloured[rows] = filtered[
+                :, self.taps - 1 : self.taps - 1 + self.block_samples
+            ]
+        self._tail = (index, tail)
+        return coloured
 
 
 class BlockSinusoids:
@@ -191,9 +217,14 @@ class BlockSinusoids:
         self.frequencies = np.asarray(frequencies, dtype=np.float64)
         self.phases = np.asarray(phases, dtype=np.float64)
         self.dtype = np.dtype(dtype)
-        angles = 2 * np.pi * ((self.frequencies[:, None] * offsets) % 1)
-        self._cos = np.cos(angles).astype(self.dtype)
-        self._sin = np.sin(angles).astype(self.dtype)
+        shape = (len(self.frequencies), len(offsets))
+        self._cos = np.empty(shape, self.dtype)
+        self._sin = np.empty(shape, self.dtype)
+        # One sinusoid at a time: float64 angles of one row only.
+        for row, frequency in enumerate(self.frequencies):
+            angles = 2 * np.pi * ((frequency * offsets) % 1)
+            self._cos[row] = np.cos(angles)
+            self._sin[row] = np.sin(angles)
 
     def _start(self, gps: float) -> tuple[np.ndarray, np.ndarray]:
         """cos and sin of each sinusoid's angle at ``gps``, ``(n, 1)``."""

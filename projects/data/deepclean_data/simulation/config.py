@@ -170,6 +170,67 @@ def _decoy_motion() -> MotionConfig:
     )
 
 
+@dataclass
+class CandidateConfig:
+    """A pool of candidate witnesses that never couple into strain.
+
+    For witness discovery: the data file holds, after the decoys,
+    auxiliary channels (counts) of which none couples, some are
+    redundant witnesses of a coupled motion, and some look like the
+    coupled angular channels without coupling. Their names depend only on
+    the strain channel's IFO, the witnesses and these counts (see
+    ``candidate_channels``); every other parameter is drawn per channel
+    from the seed and the channel's name.
+
+    Attributes:
+        num_uncoupled: Candidates recording only their own motion plus
+            white sensor noise: broadband PEM-like channels
+            (accelerometers, microphones, magnetometers, with spectra
+            drawn like the decoys' from ``SimulationConfig.decoys``) and
+            low-frequency ones (suspension damping and witness sensors,
+            seismometers, with spectra drawn like the angular witnesses'
+            from ``SimulationConfig.angular``, the hard decoys).
+        low_frequency_fraction: Share of the uncoupled candidates with
+            low-frequency spectra (rounded to a whole number).
+        num_correlated: Candidates that record a coupled angular
+            witness's true motion times a gain, plus their own motion
+            (spectra from ``SimulationConfig.angular``) and sensor noise:
+            other sensors of the same loops (wavefront sensors, optical
+            levers). Their sources are spread over the coupled angular
+            channels; they do not couple themselves.
+        correlated_snr: Range of the power of the shared motion over the
+            power of the candidate's own motion and sensor noise, both
+            below ``snr_band``; drawn log-uniformly per channel.
+        snr_band: Upper edge of the band of ``correlated_snr``, Hz.
+    """
+
+    num_uncoupled: int = 0
+    low_frequency_fraction: float = 0.5
+    num_correlated: int = 0
+    correlated_snr: tuple[float, float] = (1.0, 100.0)
+    snr_band: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.num_uncoupled < 0 or self.num_correlated < 0:
+            raise ValueError(
+                f"candidates.num_uncoupled = {self.num_uncoupled} and "
+                f"candidates.num_correlated = {self.num_correlated} must be "
+                ">= 0"
+            )
+        if not 0 <= self.low_frequency_fraction <= 1:
+            raise ValueError(
+                "candidates.low_frequency_fraction = "
+                f"{self.low_frequency_fraction} must be in [0, 1]"
+            )
+        _check_range("candidates.correlated_snr", self.correlated_snr, 1e-12)
+        _check_positive("candidates.snr_band", self.snr_band)
+
+    @property
+    def num_low_frequency(self) -> int:
+        """Uncoupled candidates with low-frequency spectra."""
+        return round(self.low_frequency_fraction * self.num_uncoupled)
+
+
 COUPLING_TERMS = ("linear", "bilinear", "nonlinear", "rectified")
 
 
@@ -340,6 +401,8 @@ class SimulationConfig:
         decoys: Decoy witnesses that do not couple.
         coupling: Couplings into strain.
         injections: Software injections.
+        candidates: Candidate witnesses for witness discovery (none by
+            default).
         block_duration: Length of the fixed GPS blocks (k * block_duration
             onwards) the simulation is computed in, s; with the seed it
             fixes every random number, so spans computed separately join
@@ -355,6 +418,7 @@ class SimulationConfig:
     decoys: MotionConfig = field(default_factory=_decoy_motion)
     coupling: CouplingConfig = field(default_factory=CouplingConfig)
     injections: InjectionConfig = field(default_factory=InjectionConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
     block_duration: float = 64.0
     filter_duration: float = 8.0
 

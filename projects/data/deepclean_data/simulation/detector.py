@@ -10,7 +10,11 @@ Channels:
 - with ``coupling.drift_witness``, a drift witness (``DRIFT_CHANNEL``) =
   the linear gain's fractional drift + white sensor noise, added like
   the decoys;
-- decoys: PEM-like channels with their own noise that never couples.
+- decoys: PEM-like channels with their own noise that never couples;
+- candidates (``config.candidates``, none by default): uncoupled
+  channels = their own motion + white sensor noise, and correlated ones
+  = a gain times a coupled angular channel's motion + their own motion +
+  white sensor noise, counts; none couples.
 
 Truth (``truth_channels``): the background, the coupled noise and its
 linear, bilinear and nonlinear terms, and the injections, all in strain.
@@ -29,7 +33,8 @@ from deepclean_data.simulation.blocks import (
     stream_key,
     white_noise,
 )
-from deepclean_data.simulation.config import SimulationConfig
+from deepclean_data.simulation.candidates import CandidatePool
+from deepclean_data.simulation.config import CandidateConfig, SimulationConfig
 from deepclean_data.simulation.couplings import CouplingModel
 from deepclean_data.simulation.injections import InjectionSchedule
 from deepclean_data.simulation.mains import MainsModel, MainsSignal
@@ -74,6 +79,39 @@ def drift_channel(strain_channel: str) -> str:
     return _with_ifo(strain_channel, (DRIFT_CHANNEL,))[0]
 
 
+def _candidate_pool(
+    strain_channel: str, witnesses: list[str], config: CandidateConfig
+) -> CandidatePool:
+    """Candidate names clear of strain, witnesses, decoys and drift."""
+    reserved = {
+        strain_channel,
+        *witnesses,
+        *decoy_channels(strain_channel),
+        drift_channel(strain_channel),
+    }
+    ifo = strain_channel.split(":", 1)[0]
+    return CandidatePool.named(ifo, reserved, config)
+
+
+def candidate_channels(
+    strain_channel: str, witnesses: list[str], config: SimulationConfig
+) -> list[str]:
+    """Names of the candidate witnesses a simulated file will hold.
+
+    The same names, in the same order, as the data file's candidate
+    channels (after the decoys), without simulating anything; they do
+    not depend on the seed.
+
+    Args:
+        strain_channel: ``IFO:NAME`` of strain; gives the IFO prefix.
+        witnesses: The witnesses given to the simulation.
+        config: Simulation parameters (``config.candidates`` counts).
+    """
+    return list(
+        _candidate_pool(strain_channel, witnesses, config.candidates).channels
+    )
+
+
 @dataclass(frozen=True)
 class ChannelRoles:
     """Which channel plays which part.
@@ -84,6 +122,7 @@ class ChannelRoles:
         angular: Angular-control witnesses, in the order given.
         decoys: Witnesses that do not couple.
         drift: The drift witness, if any (none or one name).
+        pool: Candidate witnesses, none of which couples.
     """
 
     strain: str
@@ -91,6 +130,7 @@ class ChannelRoles:
     angular: tuple[str, ...]
     decoys: tuple[str, ...]
     drift: tuple[str, ...] = ()
+    pool: CandidatePool = CandidatePool()
 
     @classmethod
     def assign(
@@ -99,6 +139,7 @@ class ChannelRoles:
         witnesses: list[str],
         mains_channel: str,
         drift: bool = False,
+        candidates: CandidateConfig = CandidateConfig(),
     ) -> "ChannelRoles":
         """Split the witnesses, refusing lists the simulator cannot use.
 
@@ -108,6 +149,7 @@ class ChannelRoles:
             mains_channel: The witness that is the mains monitor; the
                 others are angular-control channels.
             drift: Add the drift witness (``coupling.drift_witness``).
+            candidates: The candidate pool to add (``config.candidates``).
         """
         if ":" not in strain_channel:
             raise ValueError(
@@ -149,7 +191,8 @@ class ChannelRoles:
                 "witnesses"
             )
         added = (drift_channel(strain_channel),) if drift else ()
-        return cls(strain_channel, mains_channel, angular, decoys, added)
+        pool = _candidate_pool(strain_channel, witnesses, candidates)
+        return cls(strain_channel, mains_channel, angular, decoys, added, pool)
 
     @property
     def witnesses(self) -> tuple[str, ...]:
@@ -157,14 +200,47 @@ class ChannelRoles:
         return (self.mains, *self.angular)
 
     @property
+    def candidates(self) -> tuple[str, ...]:
+        """The candidate witnesses: uncoupled, then correlated."""
+        return self.pool.channels
+
+    @property
     def recorded(self) -> tuple[str, ...]:
-        """Every witness row of the data: mains, angular, drift, decoys."""
-        return (self.mains, *self.angular, *self.drift, *self.decoys)
+        """Every witness row of the data, in order.
+
+        Mains, angular channels, drift witness, decoys, candidates.
+        """
+        return (
+            self.mains,
+            *self.angular,
+            *self.drift,
+            *self.decoys,
+            *self.candidates,
+        )
 
     @property
     def data_channels(self) -> tuple[str, ...]:
         """Channels of the data file: strain, then :attr:`recorded`."""
         return (self.strain, *self.recorded)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """How a correlated candidate records a coupled angular motion.
+
+    The candidate = ``gain`` x the source's true motion + its own motion
+    + its own white sensor noise.
+
+    Attributes:
+        source: The coupled angular witness whose motion it records.
+        snr: Power of ``gain`` x the source's motion over the candidate's
+            own motion and sensor noise, below ``candidates.snr_band``.
+        gain: Counts of the candidate per count of the source's motion.
+    """
+
+    source: str
+    snr: float
+    gain: float
 
 
 def _samples(seconds: float, sample_rate: float, what: str) -> int:
@@ -189,30 +265,26 @@ class _LineSet:
     def __init__(
         self, spectra: list[MotionSpectrum], offsets: np.ndarray
     ) -> None:
-        lines = [
-            (row, line)
+        # One row and sinusoid per line, added one at a time so that a
+        # block needs one line's waveform at once, however many there are.
+        self.lines = [
+            (
+                row,
+                np.float32(line.amplitude),
+                BlockSinusoids(
+                    np.array([line.frequency]),
+                    np.array([line.phase]),
+                    offsets,
+                ),
+            )
             for row, spectrum in enumerate(spectra)
             for line in spectrum.lines
         ]
-        self.rows = [row for row, _ in lines]
-        self.amplitudes = np.array(
-            [line.amplitude for _, line in lines], dtype=np.float32
-        )
-        self.sinusoids = BlockSinusoids(
-            np.array([line.frequency for _, line in lines]),
-            np.array([line.phase for _, line in lines]),
-            offsets,
-        )
 
     def add_to(self, channels: np.ndarray, gps: float) -> None:
         """Add the lines of the block at ``gps`` to ``(channels, time)``."""
-        if not self.rows:
-            return
-        waves = self.sinusoids.cos(gps)
-        for row, amplitude, wave in zip(
-            self.rows, self.amplitudes, waves, strict=True
-        ):
-            channels[row] += amplitude * wave
+        for row, amplitude, sinusoid in self.lines:
+            channels[row] += amplitude * sinusoid.cos(gps)[0]
 
 
 class SimulatedDetector:
@@ -244,6 +316,16 @@ class SimulatedDetector:
                 f"the channel roles list drift witnesses {roles.drift} but "
                 f"coupling.drift_witness is {config.coupling.drift_witness}; "
                 "assign the roles with drift=config.coupling.drift_witness"
+            )
+        pool = _candidate_pool(
+            roles.strain, list(roles.witnesses), config.candidates
+        )
+        if roles.pool != pool:
+            raise ValueError(
+                f"the channel roles' {len(roles.candidates)} candidates are "
+                f"not the {len(pool.channels)} that config.candidates = "
+                f"{config.candidates} names; assign the roles with "
+                "candidates=config.candidates"
             )
         self.roles = roles
         self.sample_rate = float(sample_rate)
@@ -302,6 +384,24 @@ class SimulatedDetector:
             self.block_samples,
             executor=executor,
         )
+        self.candidate_spectra = [
+            draw_motion_spectrum(
+                motion, parameter_rng(seed, "candidate", name), sample_rate
+            )
+            for motion, names in (
+                (config.decoys, pool.broadband),
+                (config.angular, pool.low_frequency),
+                (config.angular, pool.correlated),
+            )
+            for name in names
+        ]
+        self.candidates = ColouredNoise(
+            seed,
+            [stream_key("motion", name) for name in roles.candidates],
+            motion_firs(self.candidate_spectra, sample_rate, taps),
+            self.block_samples,
+            executor=executor,
+        )
         self.sensor_keys = [
             stream_key("sensor", name) for name in roles.recorded
         ]
@@ -311,14 +411,24 @@ class SimulatedDetector:
                 *(s.sensor_noise_rms for s in self.angular_spectra),
                 *(config.coupling.drift_witness_noise for _ in roles.drift),
                 *(s.sensor_noise_rms for s in self.decoy_spectra),
+                *(s.sensor_noise_rms for s in self.candidate_spectra),
             ],
             dtype=np.float32,
         )[:, None]
 
         self.coupling = self._draw_coupling(angular_firs, background_fir[0])
+        self.correlations = self._draw_correlations()
+        self.correlation_sources = np.array(
+            [roles.angular.index(c.source) for c in self.correlations],
+            dtype=int,
+        )
+        self.correlation_gains = np.array(
+            [c.gain for c in self.correlations], dtype=np.float32
+        )[:, None]
         self.drift = self.coupling.drift_modes.sinusoids(self.offsets)
         self.angular_lines = _LineSet(self.angular_spectra, self.offsets)
         self.decoy_lines = _LineSet(self.decoy_spectra, self.offsets)
+        self.candidate_lines = _LineSet(self.candidate_spectra, self.offsets)
         self.injections = InjectionSchedule(
             config.injections, seed, sample_rate
         )
@@ -369,6 +479,40 @@ class SimulatedDetector:
             background_psd_at_line=float(line_asd**2),
         )
 
+    def _draw_correlations(self) -> list[Correlation]:
+        """Source, SNR and gain of each correlated candidate.
+
+        Sources cycle through the coupled angular channels in an order
+        drawn from the seed, so they spread evenly over them; each SNR is
+        drawn from the candidate's name, and the gain follows from it.
+        """
+        config = self.config.candidates
+        order = parameter_rng(self.seed, "candidates", "sources")
+        coupled = order.permutation(self.coupling.coupled)
+        band = min(config.snr_band, self.sample_rate / 2)
+        num_uncoupled = len(self.roles.pool.uncoupled)
+        correlations = []
+        for k, name in enumerate(self.roles.pool.correlated):
+            source = int(coupled[k % len(coupled)])
+            snr = float(
+                np.exp(
+                    parameter_rng(self.seed, "correlation", name).uniform(
+                        *np.log(config.correlated_snr)
+                    )
+                )
+            )
+            own = self.candidate_spectra[num_uncoupled + k]
+            shared = self.angular_spectra[source]
+            gain = np.sqrt(
+                snr
+                * own.recorded_band_power(band, self.sample_rate)
+                / shared.band_power(band, self.sample_rate)
+            )
+            correlations.append(
+                Correlation(self.roles.angular[source], snr, float(gain))
+            )
+        return correlations
+
     def block_start(self, index: int) -> float:
         """GPS start of block ``index``, s."""
         return index * self.block_duration
@@ -383,14 +527,16 @@ class SimulatedDetector:
         roles = self.roles
         gps = self.block_start(index)
         offsets = self.offsets
-        # Witness rows: mains, angular channels, drift witness, decoys.
-        witnesses = self.sensor_rms * white_noise(
+        # Witness rows: mains, angular channels, drift witness, decoys,
+        # candidates.
+        witnesses = white_noise(
             self.seed,
             self.sensor_keys,
             index,
             self.block_samples,
             executor=self.executor,
         )
+        witnesses *= self.sensor_rms
         state = self.mains_signal.state(gps)
         motion = self.angular.block(index)
         self.angular_lines.add_to(motion, gps)
@@ -402,9 +548,16 @@ class SimulatedDetector:
             witnesses[num_angular + 1] += (
                 self.coupling.linear.fractional_drift(drift_modes)
             ).astype(np.float32)
-        decoys = witnesses[num_angular + 1 + len(roles.drift) :]
+        first_decoy = num_angular + 1 + len(roles.drift)
+        first_candidate = first_decoy + len(roles.decoys)
+        decoys = witnesses[first_decoy:first_candidate]
         decoys += self.decoys.block(index)
         self.decoy_lines.add_to(decoys, gps)
+        candidates = witnesses[first_candidate:]
+        candidates += self.candidates.block(index)
+        self.candidate_lines.add_to(candidates, gps)
+        correlated = candidates[len(roles.pool.uncoupled) :]
+        correlated += self.correlation_gains * motion[self.correlation_sources]
         terms = self.coupling.apply(self.mains, state, motion, drift_modes)
         coupled = terms["linear"] + terms["bilinear"] + terms["nonlinear"]
         background = self.background.block(index)[0]
@@ -422,6 +575,26 @@ class SimulatedDetector:
         }
         return channels
 
+    def candidate_truth(self) -> dict[str, object]:
+        """Which candidates are uncoupled and what the others record.
+
+        Returns:
+            ``{"uncoupled": [names], "low_frequency": [the uncoupled ones
+            with angular-like spectra], "correlated": {name: {"source",
+            "snr", "gain"}}}``, for JSON.
+        """
+        pool = self.roles.pool
+        return {
+            "uncoupled": list(pool.uncoupled),
+            "low_frequency": list(pool.low_frequency),
+            "correlated": {
+                name: vars(correlation)
+                for name, correlation in zip(
+                    pool.correlated, self.correlations, strict=True
+                )
+            },
+        }
+
     def description(self) -> dict[str, object]:
         """The drawn parameters of every channel and coupling, for JSON."""
         coupling = self.coupling
@@ -437,6 +610,12 @@ class SimulatedDetector:
                 name: _jsonable(spectrum)
                 for name, spectrum in zip(
                     self.roles.decoys, self.decoy_spectra, strict=True
+                )
+            },
+            "candidates": {
+                name: _jsonable(spectrum)
+                for name, spectrum in zip(
+                    self.roles.candidates, self.candidate_spectra, strict=True
                 )
             },
             "coupling": {

@@ -145,6 +145,40 @@ class MotionSpectrum:
             power = power + (peak * resonance.shape(frequencies)) ** 2
         return np.sqrt(power)
 
+    def band_power(self, band: float, sample_rate: float) -> float:
+        """Power of the motion (coloured part and lines) below ``band``.
+
+        Args:
+            band: Upper edge of the band, Hz (at most the Nyquist
+                frequency).
+            sample_rate: Simulation sample rate, Hz.
+
+        Returns:
+            counts**2.
+        """
+        frequencies = np.linspace(0, sample_rate / 2, 2**16 + 1)
+        shape_power = self.shape(frequencies) ** 2
+        in_band = frequencies <= band
+        return self.rms**2 * np.trapezoid(
+            shape_power[in_band], frequencies[in_band]
+        ) / np.trapezoid(shape_power, frequencies) + sum(
+            line.amplitude**2 / 2
+            for line in self.lines
+            if line.frequency <= band
+        )
+
+    def recorded_band_power(self, band: float, sample_rate: float) -> float:
+        """Power of motion plus sensor noise below ``band``, counts**2.
+
+        Args:
+            band: Upper edge of the band, Hz (at most the Nyquist
+                frequency).
+            sample_rate: Simulation sample rate, Hz.
+        """
+        # White noise of per-sample variance s**2 has PSD 2 s**2 / fs.
+        sensor_psd = 2 * self.sensor_noise_rms**2 / sample_rate
+        return self.band_power(band, sample_rate) + sensor_psd * band
+
 
 def _log_uniform(
     rng: np.random.Generator, bounds: tuple[float, float], size: int = 1
@@ -191,14 +225,7 @@ def draw_motion_spectrum(
     )
     spectrum = MotionSpectrum(rms, corner, resonances, lines, 0.0)
     band = min(config.sensor_band, nyquist)
-    frequencies = np.linspace(0, nyquist, 2**16 + 1)
-    shape_power = spectrum.shape(frequencies) ** 2
-    in_band = frequencies <= band
-    motion_power = rms**2 * np.trapezoid(
-        shape_power[in_band], frequencies[in_band]
-    ) / np.trapezoid(shape_power, frequencies) + sum(
-        line.amplitude**2 / 2 for line in lines if line.frequency <= band
-    )
+    motion_power = spectrum.band_power(band, sample_rate)
     # White noise of per-sample variance s**2 has PSD 2 s**2 / fs.
     sensor_psd = motion_power / (config.sensor_snr * band)
     sensor_noise_rms = float(np.sqrt(sensor_psd * sample_rate / 2))
@@ -251,7 +278,7 @@ def motion_firs(
     """FIRs giving each channel's coloured motion from unit white noise.
 
     Args:
-        spectra: One spectrum per channel.
+        spectra: One spectrum per channel (possibly none).
         sample_rate: Hz.
         taps: Filter length, samples (even).
 
@@ -260,7 +287,9 @@ def motion_firs(
         the channel's ``rms``.
     """
     frequencies = sp_fft.rfftfreq(taps, 1 / sample_rate)
-    shapes = np.stack([spectrum.shape(frequencies) for spectrum in spectra])
+    shapes = np.array(
+        [spectrum.shape(frequencies) for spectrum in spectra]
+    ).reshape(len(spectra), len(frequencies))
     firs = design_fir(shapes, sample_rate)
     # Unit white noise through taps h has variance sum(h**2).
     rms = np.array([spectrum.rms for spectrum in spectra])

@@ -1,7 +1,7 @@
 """law tasks of the DeepClean pipeline."""
 
 from deepclean import messages
-from deepclean.tasks.analyze import Analyze
+from deepclean.tasks.analyze import Analyze, Discover
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
@@ -24,6 +24,7 @@ __all__ = [
     "Analyze",
     "Clean",
     "DeepCleanTask",
+    "Discover",
     "Evaluate",
     "Fetch",
     "Online",

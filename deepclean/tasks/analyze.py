@@ -82,13 +82,10 @@ class Analyze(DataParameters, TrainParameters, DeepCleanTask):
         stretch = self.stretch()
         if stretch is None:
             return Train.req(self).training_files()
-        fetch = Fetch.req(self)
         files = [
-            fetch.req(fetch, branch=branch).output().path
-            for branch, (start, duration) in sorted(
-                fetch.branch_map.items(), key=lambda item: item[1][0]
-            )
-            if start < stretch[1] and start + duration > stretch[0]
+            path
+            for path, start, end in self.fetched_files()
+            if start < stretch[1] and end > stretch[0]
         ]
         if not files:
             raise ValueError(
@@ -152,4 +149,111 @@ class Analyze(DataParameters, TrainParameters, DeepCleanTask):
             args.append(f"--spans={json.dumps({'stretch': list(stretch)})}")
         if self.use_wandb:
             args.append("--wandb.enabled=true")
+        return args
+
+
+class Discover(DataParameters, TrainParameters, DeepCleanTask):
+    """``deepclean-train discover``: trains on every candidate witness,
+    ranks them, retrains on the ``discover_top_k`` most important and on
+    all but the low-saliency, high-coherence ones, and reports whether
+    the reduced sets recover the full set's in-band ASD ratio, into
+    ``{discover_dir}/{run}/`` (``discover.json``, ``discover.html`` and a
+    folder per training).
+
+    The trainings use Train's configuration, spans and witness products;
+    the candidates are a channel-list file or every channel of the
+    training file. The ``[Discover]`` section of ``luigi.cfg`` points the
+    demo at the simulated detector's candidate pool.
+    """
+
+    project = "train"
+
+    discover_dir = shared(
+        PathParameter,
+        description="folder of the discovery runs (one per data, "
+        "candidates and settings)",
+    )
+    candidates = PathParameter(
+        default="",
+        description="file of candidate witness channels, one per line; "
+        "empty: every channel of the training file besides strain",
+    )
+    discover_top_k = shared(
+        luigi.IntParameter,
+        description="witnesses kept in the reduced set",
+    )
+    discover_tolerance = shared(
+        luigi.FloatParameter,
+        description="largest rise of the in-band ASD ratio over the full "
+        "set's that counts as recovered",
+    )
+
+    def requires(self):
+        return Fetch.req(self)
+
+    def run_settings(self) -> dict:
+        train = Train.req(self)
+        return {
+            "data": os.path.basename(self.data_folder()),
+            "candidates": (
+                content_identity(self.candidates) if self.candidates else None
+            ),
+            "training": {
+                key: value
+                for key, value in train.run_settings().items()
+                if key != "witnesses"
+            },
+            "top_k": self.discover_top_k,
+            "tolerance": self.discover_tolerance,
+        }
+
+    def run_folder(self) -> str:
+        return os.path.join(
+            self.discover_dir,
+            f"discover-{fingerprint(self.run_settings())}",
+        )
+
+    def output(self):
+        return law.LocalFileTarget(
+            os.path.join(self.run_folder(), "discover.json")
+        )
+
+    def bind_paths(self) -> list[str]:
+        paths = [*Train.req(self).bind_paths()]
+        if self.candidates:
+            paths.append(os.path.dirname(self.candidates))
+        return [self.run_folder(), *paths]
+
+    def fit_args(self) -> list[str]:
+        """Train's ``fit`` options without its data files, witnesses and
+        product witness (discovery chooses those) or the analysis switch
+        (the full set's analysis ranks the candidates)."""
+        chosen = (
+            "--data.fname=",
+            "--data.witnesses=",
+            "--data.product_witness=",
+            "--analysis.enabled=",
+        )
+        return [
+            option
+            for option in Train.req(self).fit_options()
+            if not option.startswith(chosen)
+        ]
+
+    def command(self) -> list[str]:
+        train = Train.req(self)
+        args = [
+            self.executable("deepclean-train"),
+            "discover",
+            f"--fname=[{','.join(train.training_files())}]",
+            f"--output_dir={self.run_folder()}",
+            f"--strain_channel={self.ifo}:{self.strain_channel}",
+            f"--fit_args={json.dumps(self.fit_args())}",
+            f"--top_k={self.discover_top_k}",
+            f"--tolerance={self.discover_tolerance}",
+        ]
+        if self.candidates:
+            args.append(f"--candidates={self.candidates}")
+        if self.witness_products:
+            args.append(f"--product_witness={train.product_witness()}")
         return args

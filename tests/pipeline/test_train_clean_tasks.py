@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deepclean.tasks import Analyze, Clean, Evaluate, Train
+from deepclean.tasks import Analyze, Clean, Discover, Evaluate, Train
 
 T0 = 1262304000
 REPO = Path(__file__).resolve().parents[2]
@@ -188,6 +188,50 @@ class TestAnalyze:
         )
         with pytest.raises(ValueError, match="must be after"):
             task.command()
+
+
+class TestDiscover:
+    def test_trains_with_trains_options_on_the_candidates(self, run_dir):
+        listing = run_dir / "candidates.txt"
+        listing.write_text("H1:PEM-CS_MAINSMON_EBAY_1_DQ\n")
+        task = _task(
+            Discover,
+            run_dir,
+            discover_dir=str(run_dir / "disc"),
+            discover_top_k=8,
+            discover_tolerance=0.02,
+            witness_products=True,
+            witness_analysis=False,
+            candidates=str(listing),
+        )
+        command = task.command()
+        assert command[1] == "discover"
+        assert _arg(command, "--fname=") == (
+            f"[{run_dir}/data/demo/deepclean-{T0}-4096.hdf5]"
+        )
+        fit_args = json.loads(_arg(command, "--fit_args="))
+        assert any(a.startswith("--config=") for a in fit_args)
+        train = Train.req(task)
+        assert f"--data.train_duration={train.train_duration}" in fit_args
+        chosen = ("--data.witnesses", "--data.fname", "--data.product")
+        assert not any(a.startswith(chosen) for a in fit_args)
+        assert "--analysis.enabled=false" not in fit_args
+        assert _arg(command, "--candidates=") == str(listing)
+        assert _arg(command, "--product_witness=") == (
+            "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+        )
+        assert _arg(command, "--top_k=") == "8"
+        assert _arg(command, "--tolerance=") == "0.02"
+        assert Path(task.output().path).name == "discover.json"
+        other = _task(
+            Discover,
+            run_dir,
+            discover_dir=str(run_dir / "disc"),
+            discover_top_k=4,
+            discover_tolerance=0.02,
+        )
+        assert other.run_folder() != task.run_folder()
+        assert not any(a.startswith("--candidates") for a in other.command())
 
 
 class TestClean:

@@ -44,7 +44,9 @@ the published model at a cadence on the latest low-latency frames
 (:mod:`deepclean_train.service`); ``deepclean-train analyze --model
 M --fname F --output_dir D`` ranks the witnesses a model relies on
 (:mod:`deepclean_train.analyze`), which ``fit`` also does for its own
-model into ``D/analysis/`` before exporting it (``--analysis.*``).
+model into ``D/analysis/`` before exporting it (``--analysis.*``);
+``deepclean-train discover`` trains on many candidate witnesses, ranks
+them and retrains on fewer (:mod:`deepclean_train.discover`).
 """
 
 import shutil
@@ -94,13 +96,15 @@ PUBLISH_COMMAND = "publish"
 SEARCH_COMMAND = "search"
 SERVICE_COMMAND = "service"
 ANALYZE_COMMAND = "analyze"
+DISCOVER_COMMAND = "discover"
 PUBLISH_EPILOG = (
     "deepclean-train publish MODEL --model_dir D publishes an exported "
     "model into the folder an online cleaner reads (see "
     "deepclean-train publish --help); deepclean-train search searches "
     "hyperparameters with Ray Tune, deepclean-train service retrains "
-    "the published model on the latest frames and deepclean-train "
-    "analyze ranks a model's witnesses (--help of each)."
+    "the published model on the latest frames, deepclean-train "
+    "analyze ranks a model's witnesses and deepclean-train discover finds "
+    "the witnesses that matter among many (--help of each)."
 )
 
 
@@ -325,7 +329,8 @@ def run(args: list[str]) -> None:
     ``publish`` runs :func:`~deepclean_train.publish.run_publish`,
     ``search`` :func:`~deepclean_train.search.search`, ``service``
     :func:`~deepclean_train.service.service`, ``analyze``
-    :func:`~deepclean_train.analyze.analyze`; the other
+    :func:`~deepclean_train.analyze.analyze`, ``discover``
+    :func:`~deepclean_train.discover.discover`; the other
     subcommands are LightningCLI's.
 
     Raises:
@@ -341,6 +346,7 @@ def run(args: list[str]) -> None:
         SEARCH_COMMAND: "deepclean_train.search:search",
         SERVICE_COMMAND: "deepclean_train.service:service",
         ANALYZE_COMMAND: "deepclean_train.analyze:analyze",
+        DISCOVER_COMMAND: "deepclean_train.discover:discover",
     }
     if args[:1] and args[0] in functions:
         import importlib

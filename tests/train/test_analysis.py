@@ -1,10 +1,11 @@
 """Witness analysis: saliency, coherence, ablation, ranking, and the
 ``deepclean-train analyze`` command.
 
-The ranking tests train one small model on the simulated detector
-(module fixture): the mains monitor, two angular witnesses that couple
-only bilinearly (their motion modulates the mains line), one angular
-witness and the two decoys that do not couple.
+The ranking tests train one small model (module fixture) on the
+simulated detector of ``conftest.BilinearDetector``: the mains monitor,
+two angular witnesses that couple only bilinearly (their motion modulates
+the mains line), one angular witness and the two decoys that do not
+couple.
 """
 
 import json
@@ -15,8 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-from deepclean_data.simulate import simulate
-from deepclean_data.simulation import CouplingConfig, SimulationConfig
 from deepclean_engine import CleaningConfig, CleaningEngine
 from deepclean_train.analysis import (
     AnalysisSettings,
@@ -29,15 +28,6 @@ from deepclean_train.analysis import (
 from deepclean_train.analyze import analyze
 from deepclean_train.cli import main
 from deepclean_train.data import Span
-
-REFERENCE = Path(__file__).parents[2] / "projects/train/configs/reference.yaml"
-STRAIN = "H1:GDS-CALIB_STRAIN"
-MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
-ANGULAR = ["H1:ASC-CHARD_P_INMON", "H1:ASC-DHARD_Y_INMON"]
-UNCOUPLED = "H1:ASC-SRC1_P_INMON"
-DECOYS = ["H1:PEM-EX_ACC_BSC9_ETMX_Y_DQ", "H1:PEM-EY_MIC_VEA_PLUSY_DQ"]
-SAMPLE_RATE = 512.0
-START = 1_000_000_000
 
 
 class OneWitness(torch.nn.Module):
@@ -186,60 +176,39 @@ def test_hand_built_model_ranks_its_witness_first(toy) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[Path, Path]:
-    """A model trained on the simulated detector with witness products,
-    analysed after training; returns (data file, run folder)."""
-    root = tmp_path_factory.mktemp("analysis")
-    data = simulate(
-        root / "data",
-        START,
-        640,
-        STRAIN,
-        [MAINS, *ANGULAR, UNCOUPLED],
-        MAINS,
-        SAMPLE_RATE,
-        seed=3,
-        config=SimulationConfig(
-            coupling=CouplingConfig(
-                nonlinear_fraction=0.0,
-                num_uncoupled=1,
-                weight_range=(0.5, 1.0),
-            )
-        ),
-        progress=False,
-    )
-    truth = json.loads(
-        (data.parent / "truth" / f"{data.stem}.json").read_text()
-    )
-    assert truth["parameters"]["coupling"]["coupled"] == ANGULAR
-    output = root / "run"
+def trained(
+    bilinear, bilinear_pool, bilinear_fit_options, tmp_path_factory
+) -> Path:
+    """Folder of a model trained with witness products on the mains,
+    angular and decoy witnesses of the simulated pool (not its
+    candidates), analysed after training."""
+    truth = bilinear_pool.parent / "truth" / f"{bilinear_pool.stem}.json"
+    coupled = json.loads(truth.read_text())["parameters"]["coupling"]
+    assert coupled["coupled"] == list(bilinear.coupled)
+    output = tmp_path_factory.mktemp("analysis") / "run"
+    witnesses = [
+        bilinear.mains,
+        *bilinear.coupled,
+        bilinear.uncoupled,
+        *bilinear.decoys,
+    ]
     main(
         [
             "fit",
-            f"--config={REFERENCE}",
-            f"--data.fname={data}",
-            f"--data.sample_rate={SAMPLE_RATE}",
-            "--data.network_sample_rate=256",
-            f"--data.strain_channel={STRAIN}",
-            "--data.witnesses="
-            + json.dumps([MAINS, *ANGULAR, UNCOUPLED, *DECOYS]),
-            f"--data.product_witness={MAINS}",
-            "--data.train_duration=512",
-            "--data.valid_duration=128",
-            "--data.batches_per_epoch=32",
-            "--trainer.max_epochs=10",
-            "--trainer.enable_progress_bar=false",
+            *bilinear_fit_options,
+            f"--data.fname={bilinear_pool}",
+            f"--data.witnesses={json.dumps(witnesses)}",
+            f"--data.product_witness={bilinear.mains}",
             f"--trainer.default_root_dir={output}",
         ]
     )
-    return data, output
+    return output
 
 
 @pytest.fixture(scope="module")
 def summary(trained) -> dict:
     """``analysis.json`` of the trained model's post-training analysis."""
-    _, output = trained
-    return json.loads((output / "analysis" / "analysis.json").read_text())
+    return json.loads((trained / "analysis" / "analysis.json").read_text())
 
 
 @pytest.mark.slow
@@ -248,18 +217,22 @@ class TestRankingOnTheSimulatedDetector:
     def entries(summary: dict) -> dict[str, dict]:
         return {entry["channel"]: entry for entry in summary["ranking"]}
 
-    def test_decoys_rank_below_every_coupled_witness(self, summary) -> None:
+    def test_decoys_rank_below_every_coupled_witness(
+        self, summary, bilinear
+    ) -> None:
         order = [entry["channel"] for entry in summary["ranking"]]
-        assert set(order[:3]) == {MAINS, *ANGULAR}
-        assert order[0] == MAINS
-        assert summary["line_witness"] == MAINS
+        assert set(order[:3]) == {bilinear.mains, *bilinear.coupled}
+        assert order[0] == bilinear.mains
+        assert summary["line_witness"] == bilinear.mains
 
     def test_bilinear_witness_found_by_saliency_ablation_and_products(
-        self, summary
+        self, summary, bilinear
     ) -> None:
         entries = self.entries(summary)
-        uncoupled = [entries[name] for name in (UNCOUPLED, *DECOYS)]
-        for name in ANGULAR:
+        uncoupled = [
+            entries[name] for name in (bilinear.uncoupled, *bilinear.decoys)
+        ]
+        for name in bilinear.coupled:
             entry = entries[name]
             for other in uncoupled:
                 assert (
@@ -272,13 +245,13 @@ class TestRankingOnTheSimulatedDetector:
                     > 3 * other["bilinear_coherence"]["valid"]
                 )
 
-    def test_linear_coherence_alone_misses_it(self, summary) -> None:
+    def test_linear_coherence_alone_misses_it(self, summary, bilinear) -> None:
         entries = self.entries(summary)
         noise = max(
             entries[name]["linear_coherence"]["valid"]
-            for name in (UNCOUPLED, *DECOYS)
+            for name in (bilinear.uncoupled, *bilinear.decoys)
         )
-        for name in ANGULAR:
+        for name in bilinear.coupled:
             linear = entries[name]["linear_coherence"]["valid"]
             assert linear < 0.05
             assert linear < 2 * noise
@@ -287,7 +260,7 @@ class TestRankingOnTheSimulatedDetector:
     def test_training_and_validation_spans_both_analysed(
         self, summary, trained
     ) -> None:
-        _, output = trained
+        output = trained
         assert list(summary["spans"]) == ["train", "valid"]
         assert summary["ranked_span"] == "valid"
         with h5py.File(output / "analysis" / "analysis.h5") as h5:
@@ -300,14 +273,13 @@ class TestRankingOnTheSimulatedDetector:
         assert "Saliency share" in page
 
     def test_analyze_command_on_the_exported_model(
-        self, summary, trained, tmp_path
+        self, summary, trained, bilinear_pool, tmp_path
     ) -> None:
-        data, output = trained
         main(
             [
                 "analyze",
-                f"--model={output / 'model.pt'}",
-                f"--fname=[{data}]",
+                f"--model={trained / 'model.pt'}",
+                f"--fname=[{bilinear_pool}]",
                 f"--output_dir={tmp_path}",
                 "--progress=false",
             ]
@@ -327,10 +299,9 @@ class TestRankingOnTheSimulatedDetector:
     def test_data_without_the_models_channels_named(
         self, trained, toy, data_file, tmp_path
     ) -> None:
-        _, output = trained
         with pytest.raises(ValueError, match="ASC-CHARD_P_INMON") as error:
             analyze(
-                output / "model.pt",
+                trained / "model.pt",
                 [data_file],
                 tmp_path,
                 spans={"valid": (toy.t0, toy.t0 + 64)},
@@ -339,15 +310,15 @@ class TestRankingOnTheSimulatedDetector:
         assert "are not in" in str(error.value)
 
     def test_explicit_resolution_needs_enough_data(
-        self, trained, tmp_path
+        self, trained, bilinear, bilinear_pool, tmp_path
     ) -> None:
-        data, output = trained
+        start = bilinear.t0 + 512
         with pytest.raises(ValueError, match="needs at least 136 s"):
             analyze(
-                output / "model.pt",
-                [data],
+                trained / "model.pt",
+                [bilinear_pool],
                 tmp_path,
-                spans={"valid": (START + 512, START + 640)},
+                spans={"valid": (start, start + 128)},
                 settings=AnalysisSettings(fftlength=16.0),
                 progress=False,
             )

@@ -1,15 +1,12 @@
 """``deepclean-train discover``: train on candidates, rank, retrain on
-fewer, on a small simulated candidate pool."""
+fewer, on the small simulated candidate pool of
+``conftest.BilinearDetector`` (14 witness channels)."""
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from deepclean_data.simulate import simulate
-from deepclean_data.simulation import CouplingConfig, SimulationConfig
-from deepclean_data.simulation.config import CandidateConfig
 from deepclean_train.discover import (
     DISCOVER_HTML,
     DISCOVER_JSON,
@@ -18,49 +15,6 @@ from deepclean_train.discover import (
     read_candidates,
     redundant_channels,
 )
-
-REFERENCE = Path(__file__).parents[2] / "projects/train/configs/reference.yaml"
-STRAIN = "H1:GDS-CALIB_STRAIN"
-MAINS = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
-COUPLED = ["H1:ASC-CHARD_P_INMON", "H1:ASC-DHARD_Y_INMON"]
-SAMPLE_RATE = 512.0
-START = 1_000_000_000
-FIT_ARGS = [
-    f"--config={REFERENCE}",
-    f"--data.sample_rate={SAMPLE_RATE}",
-    "--data.network_sample_rate=256",
-    f"--data.strain_channel={STRAIN}",
-    "--data.train_duration=512",
-    "--data.valid_duration=128",
-    "--data.batches_per_epoch=32",
-    "--trainer.max_epochs=8",
-    "--trainer.enable_progress_bar=false",
-]
-
-
-@pytest.fixture(scope="module")
-def pool(tmp_path_factory) -> Path:
-    """640 s with the mains, two coupled and one uncoupled angular
-    witness, the decoys and 8 candidates (2 correlated)."""
-    return simulate(
-        tmp_path_factory.mktemp("pool"),
-        START,
-        640,
-        STRAIN,
-        [MAINS, *COUPLED, "H1:ASC-SRC1_P_INMON"],
-        MAINS,
-        SAMPLE_RATE,
-        seed=3,
-        config=SimulationConfig(
-            coupling=CouplingConfig(
-                nonlinear_fraction=0.0,
-                num_uncoupled=1,
-                weight_range=(0.5, 1.0),
-            ),
-            candidates=CandidateConfig(num_uncoupled=6, num_correlated=2),
-        ),
-        progress=False,
-    )
 
 
 def test_candidate_file_with_comments(tmp_path) -> None:
@@ -94,37 +48,47 @@ def test_redundant_means_low_saliency_and_high_coherence() -> None:
     assert redundant_channels(ranking, "valid", 1) == []
 
 
-def test_unknown_candidates_are_named(pool, tmp_path) -> None:
-    with pytest.raises(ValueError, match=r"\['H1:NOT-A_CHANNEL'\]"):
+def test_unknown_candidates_are_named(
+    bilinear, bilinear_pool, bilinear_fit_options, tmp_path
+) -> None:
+    def run(candidates, top_k=2):
         discover(
-            [pool],
+            [bilinear_pool],
             tmp_path,
-            FIT_ARGS,
-            STRAIN,
-            candidates=[MAINS, "H1:NOT-A_CHANNEL"],
+            bilinear_fit_options,
+            bilinear.strain_channel,
+            candidates=candidates,
+            top_k=top_k,
         )
+
+    with pytest.raises(ValueError, match=r"\['H1:NOT-A_CHANNEL'\]"):
+        run([bilinear.mains, "H1:NOT-A_CHANNEL"])
     with pytest.raises(ValueError, match="top_k 5 must be between"):
-        discover(
-            [pool], tmp_path, FIT_ARGS, STRAIN, candidates=[MAINS], top_k=5
-        )
+        run([bilinear.mains], top_k=5)
 
 
 @pytest.mark.slow
-def test_top_witnesses_recover_the_full_set(pool, tmp_path, monkeypatch):
-    path = discover(
-        [pool],
-        tmp_path,
-        FIT_ARGS,
-        STRAIN,
-        product_witness=MAINS,
-        top_k=4,
-        tolerance=0.02,
-    )
-    summary = json.loads(path.read_text())
+def test_top_witnesses_recover_the_full_set(
+    bilinear, bilinear_pool, bilinear_fit_options, tmp_path, monkeypatch
+):
+    def run() -> dict:
+        path = discover(
+            [bilinear_pool],
+            tmp_path,
+            bilinear_fit_options,
+            bilinear.strain_channel,
+            product_witness=bilinear.mains,
+            top_k=4,
+            tolerance=0.02,
+        )
+        return json.loads(path.read_text())
+
+    summary = run()
     assert len(summary["candidates"]) == 14
     stages = summary["stages"]
-    assert {MAINS, *COUPLED} <= set(stages["top"]["witnesses"])
-    assert len(stages["top"]["witnesses"]) == 4
+    top = set(stages["top"]["witnesses"])
+    assert {bilinear.mains, *bilinear.coupled} <= top
+    assert len(top) == 4
     assert stages["full"]["in_band"] < 0.85
     assert summary["recovered"]["top"]
     assert stages["top"]["parameters"] < stages["full"]["parameters"]
@@ -144,17 +108,7 @@ def test_top_witnesses_recover_the_full_set(pool, tmp_path, monkeypatch):
 
     monkeypatch.setattr(subprocess, "run", no_training)
     (tmp_path / DISCOVER_JSON).unlink()
-    again = json.loads(
-        discover(
-            [pool],
-            tmp_path,
-            FIT_ARGS,
-            STRAIN,
-            product_witness=MAINS,
-            top_k=4,
-            tolerance=0.02,
-        ).read_text()
-    )
+    again = run()
     assert again["stages"]["top"]["in_band"] == stages["top"]["in_band"]
     for stage, record in records.items():
         assert (tmp_path / stage / STAGE_RECORD).read_text() == record

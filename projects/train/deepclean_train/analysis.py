@@ -78,8 +78,10 @@ class AnalysisSettings:
             ``1 / fftlength`` Hz. None: :data:`DEFAULT_FFTLENGTH`, halved
             until a span holds :data:`MIN_AVERAGES` segments.
         margin: Hz either side of the bands where coherence is shown.
-        ablation: Run the ablation (two cleanings of the last span per
-            witness; the most expensive part).
+        ablation: Run the ablation (two cleanings per witness; the most
+            expensive part).
+        ablation_duration: Seconds at the end of the last span the
+            ablation cleans; None: the whole span.
         shift: Time shift of the ablation's shifted copies, s (circular
             within the span); None: half the span.
         line_witness: The witness whose products with the others give the
@@ -93,6 +95,7 @@ class AnalysisSettings:
     fftlength: float | None = None
     margin: float = 10.0
     ablation: bool = True
+    ablation_duration: float | None = 256.0
     shift: float | None = None
     line_witness: str | None = None
 
@@ -101,6 +104,13 @@ class AnalysisSettings:
             raise ValueError(f"windows must be >= 1, got {self.windows}")
         if self.fftlength is not None and not self.fftlength > 0:
             raise ValueError(f"fftlength must be > 0 s, got {self.fftlength}")
+        if self.ablation_duration is not None and not (
+            self.ablation_duration > 0
+        ):
+            raise ValueError(
+                f"ablation_duration must be > 0 s, got "
+                f"{self.ablation_duration}"
+            )
         if self.shift is not None and not self.shift > 0:
             raise ValueError(f"shift must be > 0 s, got {self.shift}")
         if self.margin < 0:
@@ -619,6 +629,20 @@ def ablate(
     )
 
 
+def span_tail(span: Span, duration: float | None, sample_rate: float) -> Span:
+    """The last ``duration`` s of a span (all of it for None or more)."""
+    total = span.strain.shape[-1]
+    if duration is None or duration * sample_rate >= total:
+        return span
+    first = total - round(duration * sample_rate)
+    return Span(
+        span.name,
+        span.t0 + first / sample_rate,
+        span.strain[first:],
+        span.witnesses[:, first:],
+    )
+
+
 def analyze_spans(
     engine: CleaningEngine,
     inputs: ModelInputs,
@@ -687,7 +711,11 @@ def analyze_spans(
             line_row,
         )
         line_row = coherence[name].line_witness
-    last = list(spans.values())[-1]
+    last = span_tail(
+        list(spans.values())[-1],
+        settings.ablation_duration,
+        config.sample_rate,
+    )
     ablation = (
         ablate(engine, last, settings.shift, fftlength, progress)
         if settings.ablation

@@ -4,7 +4,8 @@ Three trainings on the same spans, each a ``deepclean-train fit`` in its
 own folder under ``--output_dir``:
 
 1. ``full``: every candidate channel; its post-training witness analysis
-   (:mod:`deepclean_train.analysis`) ranks them;
+   (:mod:`deepclean_train.analysis`) ranks them (the later trainings'
+   analyses skip the ablation, the costly part);
 2. ``top``: the ``top_k`` most important candidates;
 3. ``without-redundant``: every candidate except those with low saliency
    (below the median share) but high coherence (among the ``top_k`` by
@@ -351,7 +352,12 @@ def discover(
         if stage in sets:
             times[stage] = train_stage(
                 output_dir / stage,
-                _stage_options(fname, fit_args, sets[stage], product_witness),
+                [
+                    *_stage_options(
+                        fname, fit_args, sets[stage], product_witness
+                    ),
+                    "--analysis.ablation=false",
+                ],
             )
     valid = cleanable_span(
         output_dir / "full" / "model.pt", *analysis["spans"][span]

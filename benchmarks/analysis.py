@@ -5,8 +5,8 @@ the 2 decoys at 4096 Hz, or uses --data), exports an untrained model of
 the chosen architecture (the analysis costs the same whatever the
 weights) and runs ``deepclean-train analyze`` on one span of
 ``--duration`` s: saliency on 256 windows, linear and bilinear coherence,
-and the ablation (two cleanings of the span's last 256 s per witness). Prints the
-seconds of each part and of the whole command (reading and writing
+and the ablation (two cleanings of the span's last 256 s per witness).
+Prints the seconds of each part and of the whole command (reading and writing
 included), quiet and next to a competing CPU-bound process, against the
 target of 2 minutes for 1024 s on 2 CPU cores.
 

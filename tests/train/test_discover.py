@@ -44,8 +44,9 @@ def test_redundant_means_low_saliency_and_high_coherence() -> None:
         entry("decoy", 0.02, 0.01, 0.01),
         entry("quiet", 0.01, 0.0, 0.0),
     ]
-    assert redundant_channels(ranking, "valid", 3) == ["echo"]
-    assert redundant_channels(ranking, "valid", 1) == []
+    assert redundant_channels(ranking, "valid", 3, 0.05) == ["echo"]
+    assert redundant_channels(ranking, "valid", 1, 0.05) == []
+    assert redundant_channels(ranking, "valid", 3, 0.5) == []
 
 
 def test_unknown_candidates_are_named(

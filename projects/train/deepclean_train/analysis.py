@@ -355,6 +355,10 @@ class WitnessAnalysis:
             "line_witness": self.line_witness,
             "settings": asdict(self.settings),
             "evidence": [kind for kind in EVIDENCE if kind in self.evidence()],
+            "coherence_averages": {
+                name: result.num_averages
+                for name, result in self.coherence.items()
+            },
             "ranking": self.ranking(),
         }
         if self.ablation is not None:

@@ -9,7 +9,8 @@ own folder under ``--output_dir``:
 2. ``top``: the ``top_k`` most important candidates;
 3. ``without-redundant``: every candidate except those with low saliency
    (below the median share) but high coherence (among the ``top_k`` by
-   the larger of the linear and bilinear coherent fraction): channels
+   the larger of the linear and bilinear coherent fraction, and above
+   :data:`NOISE_FLOOR` times the coherence of unrelated series): channels
    coherent with the strain because they echo a coupled witness that the
    model already uses. Does the same performance come back without them?
 
@@ -103,16 +104,22 @@ def check_candidates(
         )
 
 
+NOISE_FLOOR = 4.0
+"""Coherent fractions below this many times ``1 / averages`` (the bias of
+the coherence of unrelated series) do not count as high."""
+
+
 def redundant_channels(
-    ranking: list[dict[str, Any]], span: str, top_k: int
+    ranking: list[dict[str, Any]], span: str, top_k: int, floor: float
 ) -> list[str]:
     """Candidates with a saliency share below the median but a coherence
-    among the ``top_k`` highest.
+    among the ``top_k`` highest and above ``floor``.
 
     Args:
         ranking: ``analysis.json``'s ranking.
         span: The analysed span whose numbers count.
         top_k: How many count as highly coherent.
+        floor: Coherent fraction that unrelated channels stay below.
     """
     saliency = np.array([e["saliency"][span]["median"] for e in ranking])
     coherence = np.array(
@@ -129,7 +136,7 @@ def redundant_channels(
     return [
         entry["channel"]
         for row, entry in enumerate(ranking)
-        if low[row] and row in coherent
+        if low[row] and row in coherent and coherence[row] > floor
     ]
 
 
@@ -343,7 +350,8 @@ def discover(
     if product_witness is not None and product_witness not in top:
         top = [*top[:-1], product_witness]
     sets["top"] = [name for name in names if name in top]
-    redundant = redundant_channels(ranking, span, top_k)
+    floor = NOISE_FLOOR / analysis["coherence_averages"][span]
+    redundant = redundant_channels(ranking, span, top_k, floor)
     if product_witness in redundant:
         redundant.remove(product_witness)
     if redundant:

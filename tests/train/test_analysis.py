@@ -25,6 +25,7 @@ from deepclean_train.analysis import (
     window_saliency,
     witness_coherence,
 )
+from deepclean_train.analysis_report import analysis_page
 from deepclean_train.analyze import analyze
 from deepclean_train.cli import main
 from deepclean_train.data import Span
@@ -173,6 +174,9 @@ def test_hand_built_model_ranks_its_witness_first(toy) -> None:
     summary = analysis.summary()
     assert summary["evidence"] == ["saliency", "ablation", "coherence"]
     assert summary["baseline_in_band_ratio"] < 0.8
+    assert summary["coherence_averages"] == {"valid": 47}
+    page = analysis_page(analysis, "hand-built")
+    assert "Importance" in page and "PEM-WITNESS_3" in page
 
 
 @pytest.fixture(scope="module")

@@ -299,15 +299,20 @@ class WitnessAnalysis:
             evidence["ablation"] = self.ablation.rise
         return evidence
 
-    def importance(self) -> np.ndarray:
-        """Combined importance of each witness in [0, 1], ``(channels,)``."""
-        normalised = []
-        for values in self.evidence().values():
+    def normalised_evidence(self) -> dict[str, np.ndarray]:
+        """Each kind of evidence over its largest value, in [0, 1]."""
+        normalised = {}
+        for kind, values in self.evidence().items():
             largest = float(np.max(values))
-            normalised.append(
+            normalised[kind] = (
                 values / largest if largest > 0 else np.zeros_like(values)
             )
-        return np.mean(normalised, axis=0)
+        return normalised
+
+    def importance(self) -> np.ndarray:
+        """Combined importance of each witness in [0, 1]: the mean of its
+        :meth:`normalised_evidence`, ``(channels,)``."""
+        return np.mean(list(self.normalised_evidence().values()), axis=0)
 
     def ranking(self) -> list[dict[str, Any]]:
         """Witnesses by decreasing importance, with every number."""

@@ -53,14 +53,12 @@ def _height(count: int) -> int:
 
 
 def _importance_figure(analysis: WitnessAnalysis, order: np.ndarray):
-    evidence = analysis.evidence()
+    evidence = analysis.normalised_evidence()
     names = [_short(analysis.inputs.witnesses[row]) for row in order]
     data: dict[str, list] = {"channel": names}
     kinds = list(evidence)
     for kind, values in evidence.items():
-        largest = float(np.max(values))
-        scaled = values / largest if largest > 0 else np.zeros_like(values)
-        data[kind] = list(scaled[order] / len(kinds))
+        data[kind] = list(values[order] / len(kinds))
     plot = figure(
         y_range=FactorRange(*reversed(names)),
         title="Importance: the mean of each evidence over its largest value",

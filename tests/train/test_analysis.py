@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 import torch
 
-from deepclean_engine import CleaningConfig, CleaningEngine
+from deepclean_engine import (
+    CleaningConfig,
+    CleaningEngine,
+    save_exported_model,
+)
+from deepclean_tracking import WandbSettings
 from deepclean_train.analysis import (
     AnalysisSettings,
     ModelInputs,
@@ -326,3 +331,44 @@ class TestRankingOnTheSimulatedDetector:
                 settings=AnalysisSettings(fftlength=16.0),
                 progress=False,
             )
+
+
+def test_analyze_any_exported_model_with_wandb_offline(
+    toy, data_file, tmp_path, monkeypatch
+) -> None:
+    """``deepclean-train analyze`` on a hand-built exported model and a
+    stretch of the toy data, logged to W&B offline."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    config = CleaningConfig(
+        sample_rate=toy.sample_rate, bands=tuple(toy.bands), kernel_length=2.0
+    )
+    model = save_exported_model(
+        OneWitness(0, 3e-21),
+        {
+            "strain_channel": toy.strain_channel,
+            "witnesses": toy.witnesses,
+            "sample_rate": toy.sample_rate,
+            "network_sample_rate": toy.sample_rate,
+            "cleaning": config.to_dict(),
+            "train_span": [toy.t0, toy.t0 + 96],
+        },
+        tmp_path / "model" / "model.pt",
+    )
+    path = analyze(
+        model,
+        [data_file],
+        tmp_path / "out",
+        spans={"stretch": (toy.t0 + 96, toy.t0 + 192)},
+        wandb=WandbSettings(enabled=True, group="test"),
+        progress=False,
+    )
+    summary = json.loads(path.read_text())
+    assert list(summary["spans"]) == ["stretch"]
+    assert summary["ranking"][0]["channel"] == toy.witnesses[0]
+    (run,) = (tmp_path / "out" / "wandb").glob("offline-run-*")
+    assert list(run.glob("files/media/html/*.html"))
+    # the model's own span by default (its metadata has no validation)
+    default = json.loads(
+        analyze(model, [data_file], tmp_path / "own").read_text()
+    )
+    assert default["spans"] == {"train": [toy.t0, toy.t0 + 96]}

@@ -19,19 +19,21 @@ import torch
 from deepclean_engine import (
     CleaningConfig,
     CleaningEngine,
+    load_cleaning_engine,
     save_exported_model,
 )
 from deepclean_tracking import WandbSettings
 from deepclean_train.analysis import (
     AnalysisSettings,
     ModelInputs,
+    OneRowChanged,
     ablate,
     analyze_spans,
     window_saliency,
     witness_coherence,
 )
 from deepclean_train.analysis_report import analysis_page
-from deepclean_train.analyze import analyze
+from deepclean_train.analyze import analyze, read_spans
 from deepclean_train.cli import main
 from deepclean_train.data import Span
 
@@ -304,6 +306,39 @@ class TestRankingOnTheSimulatedDetector:
             assert second["importance"] == pytest.approx(
                 first["importance"], abs=1e-3
             )
+
+    def test_ablation_decimates_only_the_changed_witness(
+        self, trained, bilinear, bilinear_pool
+    ) -> None:
+        engine, metadata = load_cleaning_engine(trained / "model.pt")
+        assert OneRowChanged.applies(engine.model)
+        inputs = ModelInputs.from_metadata(metadata)
+        start = bilinear.t0 + 512
+        (span,) = read_spans(
+            [bilinear_pool],
+            inputs,
+            {"valid": (start, start + 128)},
+            bilinear.sample_rate,
+        ).values()
+
+        class SpanOnly:
+            """The exported model seen through forward_span alone."""
+
+            def __init__(self, model) -> None:
+                self.forward_span = model.forward_span
+
+        cached = ablate(engine, span, None, 2.0, progress=False)
+        plain = ablate(
+            CleaningEngine(SpanOnly(engine.model), engine.config),
+            span,
+            None,
+            2.0,
+            progress=False,
+        )
+        assert cached.baseline == plain.baseline
+        np.testing.assert_allclose(cached.mean, plain.mean, rtol=1e-9)
+        np.testing.assert_allclose(cached.shifted, plain.shifted, rtol=1e-9)
+        assert cached.rise.max() > 0.05
 
     def test_data_without_the_models_channels_named(
         self, trained, toy, data_file, tmp_path

@@ -568,6 +568,68 @@ def witness_coherence(
     )
 
 
+class OneRowChanged:
+    """An exported model for cleanings of one span that differ in one
+    witness at a time.
+
+    The exported :class:`~deepclean_train.predictor.NoisePredictor`
+    decimates each witness on its own (a per-channel FIR), so the
+    decimated windows of the recorded witnesses are kept from a first
+    cleaning (:meth:`record`) and a later one with witness ``row``
+    changed (:meth:`change`) decimates that witness only. The engine
+    calls :meth:`forward_span` batch by batch in the same order for the
+    same span, which is how the batches are matched. The result equals
+    the model's own ``forward_span``.
+
+    Args:
+        model: An exported model with ``decimator.windows`` and
+            ``_from_decimated`` (see :meth:`applies`).
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.batches: list[torch.Tensor] = []
+        self.row: int | None = None
+        self.calls = 0
+
+    @staticmethod
+    def applies(model: object) -> bool:
+        """Whether ``model`` decimates its witnesses one by one."""
+        return hasattr(model, "_from_decimated") and hasattr(
+            getattr(model, "decimator", None), "windows"
+        )
+
+    def record(self) -> None:
+        """The next cleaning keeps the decimated windows of every batch."""
+        self.batches, self.row, self.calls = [], None, 0
+
+    def change(self, row: int) -> None:
+        """The next cleaning differs from the recorded one in ``row``."""
+        self.row, self.calls = row, 0
+
+    def forward_span(
+        self, witnesses: torch.Tensor, kernel: int, stride: int
+    ) -> torch.Tensor:
+        """The model's noise for every window of a batch's span,
+        ``(channels, time)`` -> ``(windows, kernel)``."""
+        decimator = self.model.decimator
+        row = self.row
+        if row is None:
+            decimated = decimator.windows(witnesses, kernel, stride)
+            self.batches.append(decimated)
+            return self.model._from_decimated(decimated)
+        decimated = self.batches[self.calls]
+        self.calls += 1
+        recorded = decimated[:, row].clone()
+        decimated[:, row] = decimator.windows(
+            witnesses[row : row + 1], kernel, stride
+        )[:, 0]
+        try:
+            return self.model._from_decimated(decimated)
+        finally:
+            decimated[:, row] = recorded
+
+
 def ablate(
     engine: CleaningEngine,
     span: Span,
@@ -577,6 +639,10 @@ def ablate(
 ) -> Ablation:
     """In-band ASD ratios with each witness replaced by its mean and by a
     time-shifted copy.
+
+    An exported model cleans through :class:`OneRowChanged`, which
+    decimates only the changed witness again (the same numbers, several
+    times faster with many witnesses).
 
     Args:
         engine: Cleans the span (its model and configuration).
@@ -600,8 +666,15 @@ def ablate(
             f"{span.name} span ({total / rate:g} s); lower the shift"
         )
     witnesses = span.witnesses.clone()
+    model = engine.model
+    cached = OneRowChanged(model) if OneRowChanged.applies(model) else None
+    if cached is not None:
+        engine = CleaningEngine(cached, config, engine.batch_size)
+        cached.record()
 
-    def ratio() -> float:
+    def ratio(row: int | None = None) -> float:
+        if cached is not None and row is not None:
+            cached.change(row)
         segment = engine.clean(span.strain, witnesses, span.t0)
         if segment.cleaned.shape[-1] < 2 * fftlength * rate:
             raise ValueError(
@@ -625,9 +698,9 @@ def ablate(
     ):
         recorded = witnesses[row].clone()
         witnesses[row] = recorded.mean()
-        mean.append(ratio())
+        mean.append(ratio(row))
         witnesses[row] = recorded.roll(samples)
-        shifted.append(ratio())
+        shifted.append(ratio(row))
         witnesses[row] = recorded
     return Ablation(
         span=span.name,

@@ -10,8 +10,8 @@ Prints the seconds of each part and of the whole command (reading and writing
 included), quiet and next to a competing CPU-bound process, against the
 target of 2 minutes for 1024 s on 2 CPU cores.
 
-Usage: python benchmarks/analysis.py [--duration 1024] [--data FILE]
-       [--architecture reference|dilated] [--no-load]
+Usage: python benchmarks/analysis.py [--duration 1024] [--data FILE
+       [--all-channels]] [--architecture reference|dilated] [--no-load]
 """
 
 import argparse
@@ -29,6 +29,7 @@ from deepclean.couplings import resolve
 from deepclean_data.simulate import simulate
 from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import choose_threads
+from deepclean_io.hdf5 import file_info
 from deepclean_train.analysis import (
     AnalysisSettings,
     ModelInputs,
@@ -96,6 +97,12 @@ def main() -> None:
         "--architecture", choices=sorted(ARCHITECTURES), default="reference"
     )
     parser.add_argument(
+        "--all-channels",
+        action="store_true",
+        help="with --data: every channel of the file besides strain is a "
+        "witness (e.g. a file with the simulated candidate pool)",
+    )
+    parser.add_argument(
         "--no-load",
         action="store_true",
         help="skip the run next to a competing CPU-bound process",
@@ -104,6 +111,9 @@ def main() -> None:
     threads = choose_threads()
     resolved = resolve("H1", "60Hz")
     witnesses = list(resolved.witnesses)
+    if args.all_channels and args.data:
+        channels = file_info(args.data).channels
+        witnesses = [name for name in channels if name != STRAIN]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = args.data or simulate(
@@ -116,7 +126,8 @@ def main() -> None:
             progress=False,
         )
         model = export_untrained(args.architecture, witnesses, None, folder)
-        span = (GPS_START, GPS_START + args.duration)
+        start = file_info(data).t0
+        span = (start, start + args.duration)
         print(
             f"{args.architecture} model, {len(witnesses)} witnesses, "
             f"{args.duration:g} s at 4096 Hz, {threads} threads"

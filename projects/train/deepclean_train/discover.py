@@ -64,7 +64,7 @@ DISCOVER_HTML = "discover.html"
 def read_candidates(candidates: list[str] | Path) -> list[str]:
     """Channel names given directly or as a file of one per line (``#``
     starts a comment)."""
-    if isinstance(candidates, Path | str) and not isinstance(candidates, list):
+    if not isinstance(candidates, list):
         path = Path(candidates)
         if not path.is_file():
             raise FileNotFoundError(

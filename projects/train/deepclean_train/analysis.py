@@ -47,7 +47,7 @@ import torch
 from tqdm import tqdm
 
 from deepclean_engine import CleaningEngine, Coherence, asd_ratio
-from deepclean_engine.resampling import Decimator, passband_edge
+from deepclean_engine.resampling import decimate_rows, passband_edge
 from deepclean_engine.spectral import in_band_mask
 from deepclean_train.data import Span
 
@@ -498,12 +498,7 @@ def _decimated(series: torch.Tensor, factor: int) -> torch.Tensor:
     series = series.to(torch.float32)
     series = series - series.mean(dim=-1, keepdim=True)
     series = series / series.std(dim=-1, keepdim=True).clamp_min(1e-30)
-    if factor == 1:
-        return series
-    decimator = Decimator(factor)
-    if series.ndim == 1:
-        return decimator(series)
-    return torch.stack([decimator(row) for row in series])
+    return decimate_rows(series, factor)
 
 
 def witness_coherence(

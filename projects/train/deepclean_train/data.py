@@ -36,7 +36,7 @@ from deepclean_engine import (
     validate_bands,
 )
 from deepclean_engine.config import whole_samples
-from deepclean_engine.resampling import Decimator, resampling_factor
+from deepclean_engine.resampling import decimate_rows, resampling_factor
 from deepclean_io.hdf5 import ContiguousFiles, contiguous_files
 
 Band = tuple[float, float]
@@ -324,21 +324,8 @@ class DeepCleanDataModule(pl.LightningDataModule):
         target = self.bandpass(train.strain)
         self.strain_scaler.fit(target)
         target = self.strain_scaler(target).to(torch.float32)
-        self.train_witnesses = self._decimate(train.witnesses)
-        self.target = self._decimate(target)
-
-    def _decimate(self, series: torch.Tensor) -> torch.Tensor:
-        """A training series at the network's rate, a channel at a time.
-
-        Args:
-            series: ``(time,)`` or ``(channels, time)``.
-        """
-        if self.factor == 1:
-            return series
-        decimator = Decimator(self.factor)
-        if series.ndim == 1:
-            return decimator(series)
-        return torch.stack([decimator(channel) for channel in series])
+        self.train_witnesses = decimate_rows(train.witnesses, self.factor)
+        self.target = decimate_rows(target, self.factor)
 
     def _device(self) -> torch.device:
         return self.trainer.lightning_module.device

@@ -284,6 +284,25 @@ class Decimator(torch.nn.Module):
         return windows
 
 
+def decimate_rows(series: torch.Tensor, factor: int) -> torch.Tensor:
+    """A long series decimated by ``factor`` one row at a time, so that
+    only one row's block products are held at once.
+
+    Args:
+        series: ``(time,)`` or ``(channels, time)``.
+        factor: integer rate ratio; 1 returns ``series`` unchanged.
+
+    Returns:
+        ``(time // factor,)`` or ``(channels, time // factor)``.
+    """
+    if factor == 1:
+        return series
+    decimator = Decimator(factor)
+    if series.ndim == 1:
+        return decimator(series)
+    return torch.stack([decimator(row) for row in series])
+
+
 class Interpolator(torch.nn.Module):
     """Band-limited upsampling by an integer factor.
 

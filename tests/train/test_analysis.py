@@ -22,6 +22,7 @@ from deepclean_engine import (
     load_cleaning_engine,
     save_exported_model,
 )
+from deepclean_io import write_timeseries
 from deepclean_tracking import WandbSettings
 from deepclean_train.analysis import (
     AnalysisSettings,
@@ -366,6 +367,20 @@ class TestRankingOnTheSimulatedDetector:
                 settings=AnalysisSettings(fftlength=16.0),
                 progress=False,
             )
+
+
+def test_gaps_in_the_analysed_data_are_refused(toy, tmp_path) -> None:
+    channels = toy.channels()
+    channels[toy.witnesses[2]][1000] = np.nan
+    data = write_timeseries(
+        tmp_path / "gap.hdf5", channels, toy.t0, toy.sample_rate
+    )
+    inputs = ModelInputs(toy.strain_channel, tuple(toy.witnesses), 512.0)
+    with pytest.raises(
+        ValueError, match="analyse spans without gaps"
+    ) as error:
+        read_spans([data], inputs, {"valid": (toy.t0, toy.t0 + 96)}, 512.0)
+    assert repr(toy.witnesses[2]) in str(error.value)
 
 
 def test_analyze_any_exported_model_with_wandb_offline(

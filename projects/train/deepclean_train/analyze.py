@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-import torch
 
 from deepclean_engine import CleaningEngine, load_cleaning_engine
 from deepclean_engine.threads import configure_threads
@@ -53,7 +52,7 @@ from deepclean_train.analysis import (
     check_channels,
 )
 from deepclean_train.analysis_report import analysis_page
-from deepclean_train.data import Span
+from deepclean_train.data import Span, read_span
 
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import WandbLogger
@@ -165,7 +164,8 @@ def read_spans(
 
     Raises:
         ValueError: files of several segments, without the model's
-            channels, at another rate, or not covering a span.
+            channels, at another rate, not covering a span, or with NaN
+            or inf samples in one.
     """
     segments = contiguous_files([Path(path) for path in fname])
     if len(segments) > 1:
@@ -181,19 +181,20 @@ def read_spans(
             f"the data are sampled at {segment.sample_rate:g} Hz but the "
             f"model at {sample_rate:g} Hz; analyse data at the model's rate"
         )
-    channels = [inputs.strain_channel, *inputs.witnesses]
-    read = {}
-    for name, (start, end) in spans.items():
-        data, t0, _ = segment.read(channels, start, end)
-        read[name] = Span(
+    source = ", ".join(str(path) for path in segment.files)
+    return {
+        name: read_span(
+            segment,
             name,
-            t0,
-            torch.from_numpy(np.asarray(data[channels[0]], np.float64)),
-            torch.from_numpy(
-                np.stack([data[c] for c in channels[1:]]).astype(np.float32)
-            ),
+            inputs.strain_channel,
+            inputs.witnesses,
+            start,
+            end,
+            source=source,
+            fix="analyse spans without gaps",
         )
-    return read
+        for name, (start, end) in spans.items()
+    }
 
 
 def analyze(

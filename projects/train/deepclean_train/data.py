@@ -21,6 +21,7 @@ validation.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,49 @@ class Span:
             self.strain.to(device),
             self.witnesses.to(device),
         )
+
+
+def read_span(
+    segment: ContiguousFiles,
+    name: str,
+    strain_channel: str,
+    witnesses: Sequence[str],
+    start: float,
+    end: float,
+    source: str,
+    fix: str,
+) -> Span:
+    """Strain and witnesses over ``[start, end)`` of back-to-back files.
+
+    Args:
+        segment: The files.
+        name: Name of the span.
+        strain_channel: Strain channel.
+        witnesses: Witness channels, in the order of the span's rows.
+        start: GPS start, s.
+        end: GPS end, s.
+        source: The files, as a message names them.
+        fix: What to do about NaN or inf samples, for the message.
+
+    Raises:
+        ValueError: a channel holds NaN or inf samples in the span (the
+            message names it, its first bad GPS time and ``fix``).
+    """
+    data, t0, sample_rate = segment.read(
+        [strain_channel, *witnesses], start, end
+    )
+    for channel, values in data.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = t0 + np.argmax(bad) / sample_rate
+            raise ValueError(
+                f"channel {channel!r} has {int(bad.sum())} NaN/inf "
+                f"samples in the {name} span [{start}, {end}) of "
+                f"{source}, the first at GPS {first}; {fix}"
+            )
+    strain = torch.from_numpy(np.asarray(data[strain_channel], np.float64))
+    stacked = np.stack([data[w] for w in witnesses]).astype(np.float32)
+    return Span(name, t0, strain, torch.from_numpy(stacked))
 
 
 class DeepCleanDataModule(pl.LightningDataModule):
@@ -282,25 +326,17 @@ class DeepCleanDataModule(pl.LightningDataModule):
         return bounds
 
     def _read_span(self, name: str, start: float, end: float) -> Span:
-        data, t0, _ = self.segment.read(self.channels, start, end)
-        for channel, values in data.items():
-            bad = ~np.isfinite(values)
-            if bad.any():
-                first = t0 + np.argmax(bad) / self.sample_rate
-                raise ValueError(
-                    f"channel {channel!r} has {int(bad.sum())} NaN/inf "
-                    f"samples in the {name} span [{start}, {end}) of "
-                    f"{self._source()}, the first at GPS {first}; move the "
-                    "spans (data.train_offset and durations) to data "
-                    "without gaps"
-                )
-        strain = torch.from_numpy(
-            np.asarray(data[self.strain_channel], dtype=np.float64)
+        return read_span(
+            self.segment,
+            name,
+            self.strain_channel,
+            self.witnesses,
+            start,
+            end,
+            source=self._source(),
+            fix="move the spans (data.train_offset and durations) to data "
+            "without gaps",
         )
-        witnesses = torch.from_numpy(
-            np.stack([data[w] for w in self.witnesses]).astype(np.float32)
-        )
-        return Span(name, t0, strain, witnesses)
 
     def setup(self, stage: str | None = None) -> None:
         """Read the spans and fit the scalers on the training span."""

@@ -12,10 +12,10 @@ from deepclean.config import PathParameter, shared
 from deepclean.runs import content_identity, fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.data import DataParameters, Fetch
-from deepclean.tasks.train import Train, TrainParameters
+from deepclean.tasks.train import ModelParameters, Train, TrainParameters
 
 
-class Analyze(DataParameters, TrainParameters, DeepCleanTask):
+class Analyze(DataParameters, ModelParameters, DeepCleanTask):
     """``deepclean-train analyze``: saliency, coherence and ablation of
     every witness of a model, and their ranking, into
     ``{analysis_dir}/{run}/``: ``analysis.json``, ``analysis.h5`` and
@@ -29,9 +29,6 @@ class Analyze(DataParameters, TrainParameters, DeepCleanTask):
 
     project = "train"
 
-    model = PathParameter(
-        default="", description="exported model.pt; empty: Train's model"
-    )
     analysis_dir = shared(
         PathParameter,
         description="folder of the witness analyses (one folder per model, "
@@ -54,12 +51,9 @@ class Analyze(DataParameters, TrainParameters, DeepCleanTask):
 
     def requires(self):
         requirements = {"data": Fetch.req(self)}
-        if not self.model:
-            requirements["model"] = Train.req(self)
+        if self.model_requirement() is not None:
+            requirements["model"] = self.model_requirement()
         return requirements
-
-    def model_path(self) -> str:
-        return self.model or Train.req(self).output().path
 
     def stretch(self) -> tuple[float, float] | None:
         """The GPS stretch asked for; None for the model's spans.
@@ -95,29 +89,17 @@ class Analyze(DataParameters, TrainParameters, DeepCleanTask):
         return files
 
     def run_settings(self) -> dict:
-        if self.model:
-            model = content_identity(self.model)
-        else:
-            train = Train.req(self)
-            model = {
-                "train_run": train.run_name(),
-                "settings": fingerprint(train.run_settings()),
-            }
         return {
-            "model": model,
+            "model": self.model_identity(),
             "data": os.path.basename(self.data_folder()),
             "stretch": self.stretch(),
             "fftlength": self.analysis_fftlength,
         }
 
     def run_folder(self) -> str:
-        label = (
-            os.path.basename(os.path.dirname(os.path.abspath(self.model)))
-            if self.model
-            else Train.req(self).run_name()
-        )
         return os.path.join(
-            self.analysis_dir, f"{label}-{fingerprint(self.run_settings())}"
+            self.analysis_dir,
+            f"{self.model_label()}-{fingerprint(self.run_settings())}",
         )
 
     def output(self):

@@ -10,22 +10,18 @@ import luigi
 
 from deepclean.config import PathParameter, shared
 from deepclean.process import OutputsMissing
-from deepclean.runs import content_identity, fingerprint
+from deepclean.runs import fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
 from deepclean.tasks.data import DataParameters, Fetch
-from deepclean.tasks.train import Train, TrainParameters
+from deepclean.tasks.train import ModelParameters, Train
 
 
-class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
+class CleanParameters(DataParameters, ModelParameters, DeepCleanTask):
     """Parameters shared by Clean and Evaluate."""
 
     project = "clean"
 
-    model = PathParameter(
-        default="",
-        description="exported model.pt; empty: the model Train writes",
-    )
     clean_dir = shared(
         PathParameter,
         description="folder of the cleaning runs (one folder per model and "
@@ -68,24 +64,6 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
         default=False, description="also write the raw strain"
     )
 
-    def model_path(self) -> str:
-        return self.model or Train.req(self).output().path
-
-    def model_requirement(self) -> law.Task | None:
-        """The task that writes :meth:`model_path`; None for a given
-        model."""
-        return None if self.model else Train.req(self)
-
-    def model_identity(self) -> dict:
-        """What names the model in the run's settings."""
-        if self.model:
-            return content_identity(self.model)
-        train = Train.req(self)
-        return {
-            "train_run": train.run_name(),
-            "settings": fingerprint(train.run_settings()),
-        }
-
     def run_settings(self) -> dict:
         """The model, the data, every cleaning setting and the mains
         channel of Evaluate's ``Wiener + products`` and NOMAD baselines
@@ -106,12 +84,7 @@ class CleanParameters(DataParameters, TrainParameters, DeepCleanTask):
         """:attr:`clean_run`, or the model's run name plus a fingerprint."""
         if self.clean_run:
             return self.clean_run
-        label = (
-            os.path.basename(os.path.dirname(os.path.abspath(self.model)))
-            if self.model
-            else Train.req(self).run_name()
-        )
-        return f"{label}-{fingerprint(self.run_settings())}"
+        return f"{self.model_label()}-{fingerprint(self.run_settings())}"
 
     def clean_folder(self) -> str:
         """``{clean_dir}/{clean_run}``: cleaned frames and summaries."""

@@ -256,3 +256,39 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         if os.path.exists(self.last_checkpoint()):
             args.append(f"--ckpt_path={self.last_checkpoint()}")
         return args
+
+
+class ModelParameters(TrainParameters):
+    """Which exported model a task uses: ``--model``, or Train's."""
+
+    model = PathParameter(
+        default="",
+        description="exported model.pt; empty: the model Train writes",
+    )
+
+    def model_path(self) -> str:
+        return self.model or Train.req(self).output().path
+
+    def model_requirement(self) -> law.Task | None:
+        """The task that writes :meth:`model_path`; None for a given
+        model."""
+        return None if self.model else Train.req(self)
+
+    def model_identity(self) -> dict:
+        """What names the model in the run's settings."""
+        if self.model:
+            return content_identity(self.model)
+        train = Train.req(self)
+        return {
+            "train_run": train.run_name(),
+            "settings": fingerprint(train.run_settings()),
+        }
+
+    def model_label(self) -> str:
+        """The model's name in run folder names: Train's run name, or the
+        name of the folder holding ``--model``."""
+        if self.model:
+            return os.path.basename(
+                os.path.dirname(os.path.abspath(self.model))
+            )
+        return Train.req(self).run_name()

@@ -115,16 +115,18 @@ def test_steps_retrain_gate_and_publish(
         )
 
 
-def test_a_span_with_missing_frames_is_skipped(
-    toy, frames, model_dir, toy_fit_options, tmp_path
+def _one_step_without(
+    pattern, toy, frames, model_dir, toy_fit_options, tmp_path
 ):
-    t0 = int(toy.t0)
+    """The service's step at ``t0 + 128`` over the frames less the one
+    matching ``pattern``."""
     lost = tmp_path / "lost"
     lost.mkdir()
     for path in frames.iterdir():
         (lost / path.name).symlink_to(path)
-    next(lost.glob(f"*_llhoft-{t0 + 100}-1.gwf")).unlink()
-    steps = service(
+    next(lost.glob(pattern)).unlink()
+    t0 = int(toy.t0)
+    return service(
         lost,
         model_dir,
         tmp_path / "service",
@@ -134,6 +136,20 @@ def test_a_span_with_missing_frames_is_skipped(
         valid_duration=32,
         start=t0 + 128,
         end=t0 + 128,
+    )
+
+
+def test_a_span_with_missing_frames_is_skipped(
+    toy, frames, model_dir, toy_fit_options, tmp_path
+):
+    t0 = int(toy.t0)
+    steps = _one_step_without(
+        f"*_llhoft-{t0 + 100}-1.gwf",
+        toy,
+        frames,
+        model_dir,
+        toy_fit_options,
+        tmp_path,
     )
     assert len(steps) == 1 and steps[0].status == "skipped"
     assert f"1 frames missing in [{t0}, {t0 + 128}), the first at " in (
@@ -161,22 +177,14 @@ def test_a_lost_last_frame_does_not_stall_the_service(
     toy, frames, model_dir, toy_fit_options, tmp_path
 ):
     t0 = int(toy.t0)
-    lost = tmp_path / "lost"
-    lost.mkdir()
-    for path in frames.iterdir():
-        (lost / path.name).symlink_to(path)
     # the step's last second never arrives; later seconds do
-    next(lost.glob(f"*_lldetchar-{t0 + 127}-1.gwf")).unlink()
-    steps = service(
-        lost,
+    steps = _one_step_without(
+        f"*_lldetchar-{t0 + 127}-1.gwf",
+        toy,
+        frames,
         model_dir,
-        tmp_path / "service",
-        _fit_args(toy_fit_options),
-        cadence=32,
-        train_duration=96,
-        valid_duration=32,
-        start=t0 + 128,
-        end=t0 + 128,
+        toy_fit_options,
+        tmp_path,
     )
     assert [step.status for step in steps] == ["skipped"]
     assert f"the first at {t0 + 127}" in steps[0].reason

@@ -51,6 +51,8 @@ from deepclean_engine.resampling import decimate_rows, passband_edge
 from deepclean_engine.spectral import in_band_mask
 from deepclean_train.data import Span
 
+ANALYSIS_FOLDER = "analysis"
+"""Folder of the analysis in a training run's output folder."""
 ANALYSIS_JSON = "analysis.json"
 ANALYSIS_H5 = "analysis.h5"
 ANALYSIS_HTML = "analysis.html"

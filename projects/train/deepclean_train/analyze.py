@@ -41,6 +41,7 @@ from deepclean_io.atomic import (
 from deepclean_io.hdf5 import contiguous_files
 from deepclean_tracking import WandbSettings, log_run
 from deepclean_train.analysis import (
+    ANALYSIS_FOLDER,
     ANALYSIS_H5,
     ANALYSIS_HTML,
     ANALYSIS_JSON,
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
     from deepclean_train.data import DeepCleanDataModule
     from deepclean_train.model import DeepCleanModel
 
-ANALYSIS_FOLDER = "analysis"
-"""Folder of the analysis in a training run's output folder."""
 LOGGED = 10
 """Top witnesses whose importance is logged to W&B as numbers."""
 

@@ -53,7 +53,7 @@ from deepclean_io.atomic import (
 )
 from deepclean_io.commands import Terminated
 from deepclean_io.hdf5 import contiguous_files
-from deepclean_train.analysis import ANALYSIS_JSON
+from deepclean_train.analysis import ANALYSIS_FOLDER, ANALYSIS_JSON
 
 STAGES = ("full", "top", "without-redundant")
 STAGE_RECORD = "stage.json"
@@ -342,7 +342,7 @@ def discover(
         )
     }
     analysis = json.loads(
-        (output_dir / "full" / "analysis" / ANALYSIS_JSON).read_text()
+        (output_dir / "full" / ANALYSIS_FOLDER / ANALYSIS_JSON).read_text()
     )
     ranking = analysis["ranking"]
     span = analysis["ranked_span"]

@@ -76,6 +76,7 @@ import numpy as np
 import torch
 
 from deepclean.couplings import resolve
+from deepclean_clean.classical import subtract_classical
 from deepclean_clean.evaluate import (
     IDEAL,
     RAW,
@@ -84,13 +85,13 @@ from deepclean_clean.evaluate import (
     bns_range,
     evaluate,
 )
-from deepclean_clean.nomad import apply_nomad, fit_nomad, nomad_baseline
+from deepclean_clean.nomad import nomad_baseline
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
 from deepclean_data.simulation import load_simulation_config
 from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
-from deepclean_io import file_info, read_timeseries, write_timeseries
+from deepclean_io import file_info, read_timeseries
 from deepclean_io.truth import read_truth
 from deepclean_train.cli import run as train
 
@@ -268,38 +269,37 @@ def nomad_residual_file(
     fit_end: float,
     folder: Path,
 ) -> Path:
-    """A copy of a simulated file whose strain is NOMAD's residual.
+    """The classical stage's residual of a simulated file.
 
     NOMAD is fitted on the file's start up to ``fit_end`` (the span the
-    other methods train on) and cleans the whole file in one stream, so
-    DeepClean trains on, and later cleans, what the classical filter
-    leaves.
+    other methods train on) and cleans the whole file
+    (:func:`deepclean_clean.classical.subtract_classical`, as
+    ``classical_stage = nomad`` does in the pipeline), so DeepClean
+    trains on, and later cleans, what the classical filter leaves.
 
     Args:
         fname: Simulated data file.
         witnesses: Witness channels, in the order the model sees them.
         band: Cleaning band, Hz.
         fit_end: GPS end of NOMAD's training span, s.
-        folder: Where the copy goes (same file name).
+        folder: Where the residual goes (same file name).
 
     Returns:
-        The copy: the strain cleaned by NOMAD, the witnesses unchanged.
+        The residual file: the strain cleaned by NOMAD, the witnesses
+        unchanged.
     """
-    data, t0, _ = read_timeseries(
-        fname, [STRAIN, *witnesses], dtype=np.float64
-    )
-    rows = np.stack([data[w] for w in witnesses])
-    fit = round((fit_end - t0) * SAMPLE_RATE)
-    model = fit_nomad(
-        rows[:, :fit],
-        data[STRAIN][:fit],
-        SAMPLE_RATE,
+    subtract_classical(
+        [fname],
+        folder,
+        STRAIN,
+        witnesses,
+        MAINS,
         [band],
-        find_mains(witnesses, MAINS),
+        file_info(fname).t0,
+        fit_end,
+        progress=False,
     )
-    data[STRAIN] = apply_nomad(model, rows, data[STRAIN], SAMPLE_RATE, [band])
-    folder.mkdir(parents=True, exist_ok=True)
-    return write_timeseries(folder / fname.name, data, t0, SAMPLE_RATE)
+    return folder / fname.name
 
 
 def run_family(

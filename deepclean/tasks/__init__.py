@@ -3,6 +3,7 @@
 from deepclean import messages
 from deepclean.tasks.analyze import Analyze, Discover
 from deepclean.tasks.base import DeepCleanTask
+from deepclean.tasks.classical import Classical
 from deepclean.tasks.clean import Clean, Evaluate
 from deepclean.tasks.data import Fetch, Query
 from deepclean.tasks.online import Online, Publish, Replay
@@ -22,6 +23,7 @@ messages.install()
 
 __all__ = [
     "Analyze",
+    "Classical",
     "Clean",
     "DeepCleanTask",
     "Discover",

@@ -50,7 +50,7 @@ class Analyze(DataParameters, ModelParameters, DeepCleanTask):
     )
 
     def requires(self):
-        requirements = {"data": Fetch.req(self)}
+        requirements = {"data": self.classical_task() or Fetch.req(self)}
         if self.model_requirement() is not None:
             requirements["model"] = self.model_requirement()
         return requirements
@@ -71,14 +71,15 @@ class Analyze(DataParameters, ModelParameters, DeepCleanTask):
         return (self.analysis_start, self.analysis_end)
 
     def data_files(self) -> list[str]:
-        """Fetched files holding the stretch (Train's training files for
-        the model's own spans)."""
+        """Input files holding the stretch (Train's training files for
+        the model's own spans); the classical stage's residual files when
+        it is on."""
         stretch = self.stretch()
         if stretch is None:
             return Train.req(self).training_files()
         files = [
             path
-            for path, start, end in self.fetched_files()
+            for path, start, end in self.input_files()
             if start < stretch[1] and end > stretch[0]
         ]
         if not files:
@@ -89,7 +90,12 @@ class Analyze(DataParameters, ModelParameters, DeepCleanTask):
         return files
 
     def run_settings(self) -> dict:
+        classical = self.classical_task()
+        extra = (
+            {} if classical is None else {"classical": classical.run_name()}
+        )
         return {
+            **extra,
             "model": self.model_identity(),
             "data": os.path.basename(self.data_folder()),
             "stretch": self.stretch(),
@@ -169,6 +175,10 @@ class Discover(DataParameters, TrainParameters, DeepCleanTask):
         description="largest rise of the in-band ASD ratio over the full "
         "set's that counts as recovered",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refuse_classical_stage("witness discovery")
 
     def requires(self):
         return Fetch.req(self)

@@ -65,10 +65,16 @@ class CleanParameters(DataParameters, ModelParameters, DeepCleanTask):
     )
 
     def run_settings(self) -> dict:
-        """The model, the data, every cleaning setting and the mains
-        channel of Evaluate's ``Wiener + products`` and NOMAD baselines
-        (Clean and Evaluate share the run name)."""
+        """The model, the data (the classical stage's residuals, if on),
+        every cleaning setting and the mains channel of Evaluate's
+        ``Wiener + products`` and NOMAD baselines (Clean and Evaluate
+        share the run name)."""
+        classical = self.classical_task()
+        extra = (
+            {} if classical is None else {"classical": classical.run_name()}
+        )
         return {
+            **extra,
             "model": self.model_identity(),
             "data": os.path.basename(self.data_folder()),
             "channel_suffix": self.channel_suffix,
@@ -104,6 +110,8 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def workflow_requires(self):
         requirements = super().workflow_requires()
         requirements["data"] = Fetch.req(self)
+        if self.classical_task() is not None:
+            requirements["classical"] = self.classical_task()
         if self.model_requirement() is not None:
             requirements["model"] = self.model_requirement()
         return requirements
@@ -113,12 +121,15 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
 
     @law.dynamic_workflow_condition
     def workflow_condition(self) -> bool:
-        return self.workflow_input()["data"]["collection"].exists()
+        inputs = self.workflow_input()
+        return inputs["data"]["collection"].exists() and (
+            "classical" not in inputs or inputs["classical"].exists()
+        )
 
     @workflow_condition.create_branch_map
     def create_branch_map(self) -> dict[int, tuple[str, float, float]]:
         branches = {}
-        for path, start, end in self.fetched_files():
+        for path, start, end in self.input_files():
             first = max(start, self.clean_start)
             last = min(end, self.clean_end)
             if last > first:
@@ -139,7 +150,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
         it: Fetch cuts one segment into back-to-back files, and the
         cleaner joins them so that no context is lost at the cuts."""
         path = self.branch_data[0]
-        files = self.fetched_files()
+        files = self.input_files()
         index = next(i for i, (p, _, _) in enumerate(files) if p == path)
         _, start, end = files[index]
         chosen = [path]
@@ -244,11 +255,12 @@ class Evaluate(CleanParameters):
         )
 
     def stretch(self) -> tuple[str, float, float]:
-        """``(data file, start, end)`` of the longest cleaned span."""
+        """``(fetched file, start, end)`` of the longest cleaned span (the
+        raw data, also when a classical stage cleaned it first)."""
         candidates = []
         clean = self.requires()["clean"]
         for branch, target in clean.output()["collection"].targets.items():
-            path = clean.branch_map[branch][0]
+            path = self.fetched_path(clean.branch_map[branch][0])
             summary = json.loads(target.load(formatter="text"))
             candidates.extend((path, a, b) for a, b in summary["cleaned"])
         if not candidates:
@@ -286,7 +298,7 @@ class Evaluate(CleanParameters):
             args.append("--wandb.enabled=true")
         if self.model:
             return [*args, f"--train_file={path}"]
-        train_file = Train.req(self).training_file()
+        train_file = self.fetched_path(Train.req(self).training_file())
         file_start = next(
             start
             for path, start, _ in self.fetched_files()

@@ -14,6 +14,8 @@ from deepclean.tasks.base import DATA_FORWARDED, DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
 
 SOURCES = ("simulated", "gwpy")
+# Classical stages that can run before DeepClean (the hybrid).
+CLASSICAL_STAGES = ("none", "nomad")
 
 
 class DataParameters(law.Task):
@@ -81,6 +83,23 @@ class DataParameters(law.Task):
         "account) or GWOSC (open-data flags such as H1_DATA)",
     )
 
+    classical_stage = shared(
+        luigi.ChoiceParameter,
+        choices=CLASSICAL_STAGES,
+        var_type=str,
+        default="none",
+        description="nomad: the hybrid; NOMAD, fitted on Train's training "
+        "and validation span, cleans every fetched file first, and "
+        "DeepClean trains on and cleans what it leaves (Classical task); "
+        "none: DeepClean on the raw strain",
+    )
+    classical_dir = shared(
+        PathParameter,
+        default="runs/default/classical",
+        description="folder of the classical stage's runs (residual "
+        "files, one folder per data and fit settings)",
+    )
+
     data_run = luigi.Parameter(
         default="",
         description="name of the data folder under data_dir; empty: "
@@ -111,6 +130,46 @@ class DataParameters(law.Task):
             )
             for branch, (start, duration) in fetch.branch_map.items()
         )
+
+    def classical_task(self) -> law.Task | None:
+        """The classical stage whose residual files DeepClean trains on
+        and cleans; None without one."""
+        if self.classical_stage == "none":
+            return None
+        from deepclean.tasks.classical import Classical
+
+        return Classical.req(self)
+
+    def refuse_classical_stage(self, what: str) -> None:
+        """Refuse a classical stage where ``what`` does not support it.
+
+        Raises:
+            ValueError: ``classical_stage`` is not ``none``.
+        """
+        if self.classical_stage != "none":
+            raise ValueError(
+                f"{what} does not run after a classical stage; set "
+                f"classical_stage = none (it is {self.classical_stage})"
+            )
+
+    def input_files(self) -> list[tuple[str, float, float]]:
+        """``(path, start, end)`` of the files DeepClean trains on and
+        cleans, in GPS order: the fetched files, or the classical stage's
+        residual files (same names and spans)."""
+        classical = self.classical_task()
+        if classical is None:
+            return self.fetched_files()
+        return [
+            (classical.residual_path(path), start, end)
+            for path, start, end in self.fetched_files()
+        ]
+
+    def fetched_path(self, path: str) -> str:
+        """The fetched file of one of :meth:`input_files` (the raw data a
+        residual file was made from)."""
+        if self.classical_task() is None:
+            return path
+        return os.path.join(self.data_folder(), os.path.basename(path))
 
     def resolved(self) -> Resolved:
         """Bands and witnesses of the chosen subtraction problems (resolved

@@ -177,7 +177,12 @@ def plan_steps(
 
 
 class RetrainParameters(SearchParameters):
-    """How retraining runs; every retraining task carries these."""
+    """How retraining runs; every retraining task carries these (each
+    with the data parameters)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refuse_classical_stage("retraining")
 
     retrain_dir = shared(
         PathParameter,

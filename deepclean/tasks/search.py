@@ -67,6 +67,10 @@ class Search(SearchParameters, DataParameters, TrainParameters, DeepCleanTask):
 
     project = "train"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refuse_classical_stage("the hyperparameter search")
+
     def requires(self):
         return [] if self.data_fname else Fetch.req(self)
 

@@ -83,10 +83,19 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
 
     project = "train"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.classical_stage != "none" and self.data_fname:
+            raise ValueError(
+                f"classical_stage = {self.classical_stage} cleans the "
+                "fetched files before training; unset data_fname or set "
+                "classical_stage = none"
+            )
+
     def requires(self):
         if self.data_fname:
             return []
-        return Fetch.req(self)
+        return self.classical_task() or Fetch.req(self)
 
     def run_settings(self) -> dict:
         """Everything that changes the trained model."""
@@ -100,6 +109,9 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
                 "start": self.start,
                 "end": self.end,
             }
+        classical = self.classical_task()
+        if classical is not None:
+            data["classical"] = classical.run_name()
         return {
             "data": data,
             "strain_channel": f"{self.ifo}:{self.strain_channel}",
@@ -195,12 +207,11 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
         return config_paths(self.train_config)
 
     def training_file(self) -> str:
-        """The data file holding the training and validation spans."""
+        """The data file holding the training and validation spans (the
+        first fetched file, or its residual with a classical stage)."""
         if self.data_fname:
             return self.data_fname
-        fetch = Fetch.req(self)
-        first = min(fetch.branch_map, key=lambda b: fetch.branch_map[b][0])
-        return fetch.req(fetch, branch=first).output().path
+        return self.input_files()[0][0]
 
     def training_files(self) -> list[str]:
         """Back-to-back data files holding the training and validation

@@ -29,34 +29,6 @@ def excess(cleaned: np.ndarray, ideal: np.ndarray) -> float:
     return excess_over_ideal(frequencies, asd[0], asd[1], BANDS)
 
 
-@pytest.fixture(scope="module")
-def bilinear() -> dict[str, np.ndarray]:
-    """A wandering mains line mixed with two slow motions into strain.
-
-    Rows of ``witnesses``: slow motion, mains monitor, slow motion,
-    an uncoupled decoy.
-    """
-    rng = np.random.default_rng(3)
-    size = samples(TRAIN + TEST)
-    times = np.arange(size) / SAMPLE_RATE
-    mains = np.sin(2 * np.pi * 60.0 * times + 0.3 * np.sin(times / 20))
-    motion = signal.lfilter(
-        *signal.butter(4, 3.0, fs=SAMPLE_RATE), rng.standard_normal((2, size))
-    )
-    motion /= motion.std(axis=1, keepdims=True)
-    witnesses = np.stack(
-        [
-            motion[0] + 1e-3 * rng.standard_normal(size),
-            100 * mains + 0.01 * rng.standard_normal(size),
-            motion[1] + 1e-3 * rng.standard_normal(size),
-            rng.standard_normal(size),
-        ]
-    )
-    background = rng.standard_normal(size)
-    strain = background + 0.5 * mains + mains * (motion[0] - 0.6 * motion[1])
-    return {"witnesses": witnesses, "strain": strain, "ideal": background}
-
-
 def test_removes_the_line_and_its_bilinear_sidebands(bilinear) -> None:
     train, test = samples(TRAIN), slice(samples(TRAIN), None)
     cleaned = nomad_baseline(

@@ -57,7 +57,9 @@ class LinearNoise(torch.nn.Module):
         return self.conv(witnesses)[:, 0] * 1e-21
 
 
-def save_model(path: Path, witnesses=WITNESSES, seed=3, **config) -> Path:
+def save_model(
+    path: Path, witnesses=WITNESSES, seed=3, subtracted=None, **config
+) -> Path:
     cleaning = CleaningConfig(
         sample_rate=SAMPLE_RATE,
         bands=((55.0, 65.0),),
@@ -71,6 +73,7 @@ def save_model(path: Path, witnesses=WITNESSES, seed=3, **config) -> Path:
         "sample_rate": SAMPLE_RATE,
         "cleaning": cleaning.to_dict(),
         "receptive_field": 9,
+        "subtracted": subtracted,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_exported_model(
@@ -521,6 +524,15 @@ class TestBadInput:
         )
         publish(other, tmp_path / "models")
         self.refused(ValueError, "PEM-EY_MAG_X_DQ", tmp_path, frames=frames)
+
+    def test_model_trained_after_a_classical_stage(self, frames, tmp_path):
+        hybrid = save_model(
+            tmp_path / "hybrid" / "model.pt", subtracted="NOMAD"
+        )
+        publish(hybrid, tmp_path / "models")
+        self.refused(
+            ValueError, "has no classical stage", tmp_path, frames=frames
+        )
 
     def test_unwritable_output(self, frames, tmp_path):
         (tmp_path / "online").write_text("a file in the way")

@@ -9,8 +9,10 @@ from gwpy.timeseries import TimeSeries, TimeSeriesDict
 
 from deepclean_io.atomic import partial_path
 from deepclean_io.hdf5 import (
+    SUBTRACTED_ATTRIBUTE,
     TimeSeriesInfo,
     TimeSeriesWriter,
+    check_subtracted,
     contiguous_files,
     file_info,
     hdf5_name,
@@ -82,7 +84,22 @@ class TestWriteRead:
             t0=T0,
             sample_rate=SAMPLE_RATE,
             duration=NUM_SAMPLES / SAMPLE_RATE,
+            units={STRAIN: "strain", WITNESS: ""},
         )
+
+    def test_root_attributes(self, tmp_path, channel_data):
+        fname = write_timeseries(
+            tmp_path / "x-1-4.hdf5",
+            channel_data,
+            T0,
+            SAMPLE_RATE,
+            attrs={SUBTRACTED_ATTRIBUTE: "NOMAD"},
+        )
+        info = file_info(fname)
+        assert info.attrs == {SUBTRACTED_ATTRIBUTE: "NOMAD"}
+        with pytest.raises(ValueError, match="holds strain with NOMAD's"):
+            check_subtracted(fname, info, None, "the model", "fix it")
+        check_subtracted(fname, info, "NOMAD", "the model", "fix it")
 
     def test_span_channel_selection_and_dtype(self, tmp_path, channel_data):
         fname = write_timeseries(

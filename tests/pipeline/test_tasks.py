@@ -25,7 +25,7 @@ def test_law_index_finds_every_task(tmp_path):
         text=True,
         check=True,
     )
-    for task in ("Query", "Fetch", "Pipeline", "Analyze"):
+    for task in ("Query", "Fetch", "Pipeline", "Analyze", "Classical"):
         assert f"- {task}\n" in result.stdout
 
 

@@ -5,7 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from deepclean.tasks import Analyze, Clean, Discover, Evaluate, Train
+from deepclean.tasks import (
+    Analyze,
+    Classical,
+    Clean,
+    Discover,
+    Evaluate,
+    Online,
+    Retrain,
+    Search,
+    Train,
+)
 
 T0 = 1262304000
 REPO = Path(__file__).resolve().parents[2]
@@ -433,3 +443,117 @@ def test_commands_get_sleeping_openmp_workers(run_dir, monkeypatch):
     }
     gpu = _task(Train, run_dir, gpus="0")
     assert gpu.command_env({})["CUDA_VISIBLE_DEVICES"] == "0"
+
+
+class TestClassicalStage:
+    """classical_stage = nomad: NOMAD's residual files feed DeepClean."""
+
+    @staticmethod
+    def options(run_dir):
+        return {
+            "classical_stage": "nomad",
+            "classical_dir": str(run_dir / "classical"),
+        }
+
+    def residuals(self, run_dir):
+        """The Classical task, its summary written (complete)."""
+        task = _task(Classical, run_dir, **self.options(run_dir))
+        Path(task.run_folder()).mkdir(parents=True)
+        Path(task.output().path).write_text(
+            json.dumps({"files": [], "reused_files": []})
+        )
+        return task
+
+    def test_command_fits_on_trains_spans_and_cleans_every_file(self, run_dir):
+        data = run_dir / "data" / "demo"
+        task = _task(
+            Classical, run_dir, train_offset=100.0, **self.options(run_dir)
+        )
+        command = task.command()
+        assert command[1] == "classical"
+        assert _arg(command, "--data_files=") == (
+            f"[{data}/deepclean-{T0}-4096.hdf5,"
+            f"{data}/deepclean-{T0 + 4096}-2048.hdf5]"
+        )
+        train = Train.req(task)
+        assert float(_arg(command, "--train_start=")) == T0 + 100
+        assert float(_arg(command, "--train_end=")) == (
+            T0 + 100 + train.train_duration + train.valid_duration
+        )
+        assert _arg(command, "--mains_channel=") == (
+            "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+        )
+        assert Path(task.run_folder()).parent == run_dir / "classical"
+        shorter = _task(
+            Classical, run_dir, train_duration=1024.0, **self.options(run_dir)
+        )
+        assert shorter.run_folder() != task.run_folder()
+
+    def test_train_clean_and_analyze_read_the_residuals(self, run_dir):
+        options = self.options(run_dir)
+        classical = self.residuals(run_dir)
+        folder = Path(classical.run_folder())
+        train = _task(Train, run_dir, **options)
+        assert train.requires() == classical
+        assert _arg(train.command(), "--data.fname=") == str(
+            folder / f"deepclean-{T0}-4096.hdf5"
+        )
+        assert train.run_folder() != _task(Train, run_dir).run_folder()
+        clean = _task(Clean, run_dir, **options)
+        assert [path for path, _, _ in clean.branch_map.values()] == [
+            str(folder / f"deepclean-{T0 + 4096}-2048.hdf5")
+        ]
+        assert clean.clean_folder() != _task(Clean, run_dir).clean_folder()
+        analyze = _task(
+            Analyze,
+            run_dir,
+            analysis_dir=str(run_dir / "analysis"),
+            analysis_start=T0 + 4200,
+            analysis_end=T0 + 4300,
+            **options,
+        )
+        assert analyze.data_files() == [
+            str(folder / f"deepclean-{T0 + 4096}-2048.hdf5")
+        ]
+
+    def test_evaluate_measures_against_the_raw_files(self, run_dir):
+        options = self.options(run_dir)
+        self.residuals(run_dir)
+        task = _task(Evaluate, run_dir, **options)
+        clean_dir = Path(task.clean_folder())
+        clean_dir.mkdir(parents=True)
+        (clean_dir / f"clean-{T0 + 4096}-{T0 + 6144}.json").write_text(
+            json.dumps({"cleaned": [[T0 + 4098, T0 + 6142]]})
+        )
+        command = task.command()
+        data = run_dir / "data" / "demo"
+        assert _arg(command, "--data_file=") == str(
+            data / f"deepclean-{T0 + 4096}-2048.hdf5"
+        )
+        assert _arg(command, "--train_file=") == str(
+            data / f"deepclean-{T0}-4096.hdf5"
+        )
+
+    @pytest.mark.parametrize(
+        ("task_class", "what"),
+        [
+            (Search, "the hyperparameter search"),
+            (Discover, "witness discovery"),
+            (Online, "online cleaning"),
+            (Retrain, "retraining"),
+        ],
+    )
+    def test_tasks_without_a_classical_stage_refuse_it(
+        self, run_dir, task_class, what
+    ):
+        with pytest.raises(ValueError, match=f"{what} does not run after"):
+            _task(task_class, run_dir, classical_stage="nomad")
+
+    def test_train_on_a_given_file_refuses_it(self, run_dir):
+        with pytest.raises(ValueError, match="unset data_fname"):
+            _task(
+                Train,
+                run_dir,
+                classical_stage="nomad",
+                data_fname=str(run_dir / "file.hdf5"),
+            )

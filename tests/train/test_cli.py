@@ -26,7 +26,8 @@ from deepclean_engine import (
     asd_ratio,
     load_exported_model,
 )
-from deepclean_io import read_timeseries
+from deepclean_io import read_timeseries, write_timeseries
+from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE
 from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
@@ -599,3 +600,42 @@ def test_ensemble_size_below_one_is_refused(tmp_path: Path) -> None:
             "--model.ensemble_size",
             "0",
         )
+
+
+def test_model_trained_on_a_residual_cleans_only_residuals(
+    toy, data_file: Path, tmp_path: Path
+) -> None:
+    """The strain's classical stage goes into the metadata, and the
+    offline cleaner refuses the other kind of data."""
+    from deepclean_clean.clean import clean
+
+    residual = write_timeseries(
+        tmp_path / "residual.hdf5",
+        toy.channels(),
+        toy.t0,
+        toy.sample_rate,
+        attrs={SUBTRACTED_ATTRIBUTE: "NOMAD"},
+    )
+    output_dir = tmp_path / "trained"
+    main(
+        short_fit_arguments(toy, residual, output_dir)
+        + ["--analysis.enabled", "false"]
+    )
+    _, metadata = load_exported_model(output_dir / "model.pt")
+    assert metadata["subtracted"] == "NOMAD"
+    with pytest.raises(ValueError, match="holds raw strain, but the model"):
+        clean(output_dir / "model.pt", [data_file], tmp_path / "raw")
+    with pytest.raises(ValueError, match="--write_raw would write"):
+        clean(
+            output_dir / "model.pt",
+            [residual],
+            tmp_path / "cleaned",
+            write_raw=True,
+        )
+    summary = clean(
+        output_dir / "model.pt",
+        [residual],
+        tmp_path / "cleaned",
+        progress=False,
+    )
+    assert summary.files

@@ -9,6 +9,7 @@ import torch
 
 from deepclean_engine.resampling import Decimator
 from deepclean_io import write_timeseries
+from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE
 from deepclean_train.data import DeepCleanDataModule
 
 
@@ -58,9 +59,15 @@ class TestSpans:
         )
 
 
-def _split(toy, tmp_path: Path, cuts: list[float], gap: float = 0.0):
+def _split(
+    toy,
+    tmp_path: Path,
+    cuts: list[float],
+    gap: float = 0.0,
+    attrs: list[dict[str, str]] | None = None,
+):
     """The toy data cut into files at ``cuts`` s (``gap`` s dropped after
-    the first cut)."""
+    the first cut), each with its ``attrs``."""
     channels = toy.channels()
     edges = [0.0, *cuts, toy.duration]
     paths = []
@@ -74,6 +81,7 @@ def _split(toy, tmp_path: Path, cuts: list[float], gap: float = 0.0):
                 {name: values[lo:hi] for name, values in channels.items()},
                 toy.t0 + first,
                 toy.sample_rate,
+                attrs=attrs[index] if attrs else None,
             )
         )
     return paths
@@ -107,6 +115,19 @@ class TestSeveralFiles:
         paths = _split(toy, tmp_path, [50.0], gap=4.0)
         data = make_data(toy, [str(p) for p in paths])
         with pytest.raises(ValueError, match="files of 2 segments"):
+            data.setup("fit")
+
+    def test_raw_and_residual_files_are_not_mixed(
+        self, toy, tmp_path: Path
+    ) -> None:
+        residual = {SUBTRACTED_ATTRIBUTE: "NOMAD"}
+        paths = _split(toy, tmp_path, [50.0], attrs=[residual, residual])
+        data = make_data(toy, [str(p) for p in paths])
+        data.setup("fit")
+        assert data.subtracted == "NOMAD"
+        paths = _split(toy, tmp_path, [50.0], attrs=[{}, residual])
+        data = make_data(toy, [str(p) for p in paths])
+        with pytest.raises(ValueError, match="mix files of several kinds"):
             data.setup("fit")
 
 

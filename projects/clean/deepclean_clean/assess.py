@@ -81,6 +81,14 @@ def read_cleaned(
     return np.concatenate(pieces)
 
 
+def deepclean_label(metadata: dict) -> str:
+    """DeepClean's row in the report: ``"DeepClean"``, or
+    ``"NOMAD + DeepClean"`` for a model trained after a classical stage
+    (its cleaned frames hold the hybrid's output)."""
+    subtracted = metadata.get("subtracted")
+    return "DeepClean" if subtracted is None else f"{subtracted} + DeepClean"
+
+
 def assess(
     model: Path,
     data_file: Path,
@@ -103,8 +111,10 @@ def assess(
     Args:
         model: the exported ``model.pt`` that cleaned the data (its
             metadata gives channels and bands).
-        data_file: raw data (gwpy HDF5) holding the stretch; a simulated
-            file's truth beside it adds the ideal and the injections.
+        data_file: raw data (gwpy HDF5) holding the stretch, also for a
+            hybrid model (the classical stage's residual files are
+            refused); a simulated file's truth beside it adds the ideal
+            and the injections.
         cleaned_dir: folder of the ``*_DEEPCLEAN-*.gwf`` files.
         output_dir: folder of ``report.html``, PNGs and
             ``evaluation.json``.
@@ -137,9 +147,17 @@ def assess(
     from deepclean_clean.report import write_report
     from deepclean_clean.wiener import find_mains, wiener_baselines
     from deepclean_engine.exported import load_exported_model
-    from deepclean_io.hdf5 import read_timeseries
+    from deepclean_io.hdf5 import check_subtracted, file_info, read_timeseries
     from deepclean_io.truth import read_truth
 
+    for path in (data_file, train_file):
+        check_subtracted(
+            path,
+            file_info(path),
+            None,
+            "the evaluation (it measures every method against the raw strain)",
+            "pass the fetched files, not a classical stage's residuals",
+        )
     _, metadata = load_exported_model(model)
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])
@@ -156,7 +174,7 @@ def assess(
         dtype=np.float64,
     )
     cleaned = {
-        "DeepClean": read_cleaned(
+        deepclean_label(metadata): read_cleaned(
             cleaned_dir, f"{strain_channel}{channel_suffix}", start, end
         )
     }

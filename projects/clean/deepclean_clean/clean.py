@@ -261,15 +261,20 @@ def _overlapped_frames(
 
 
 def _data_segments(
-    data_files: list[Path], channels: list[str], sample_rate: float
+    data_files: list[Path],
+    channels: list[str],
+    sample_rate: float,
+    subtracted: str | None,
 ) -> list[ContiguousFiles]:
     """The data files as runs of back-to-back files, in GPS order.
 
     Raises:
         ValueError: no files, overlapping or unreadable files, a file
-            without one of ``channels`` or at another sample rate (Hz).
+            without one of ``channels``, at another sample rate (Hz), or
+            whose strain is not what the model was trained on (raw, or
+            with the ``subtracted`` method's estimate subtracted).
     """
-    from deepclean_io.hdf5 import contiguous_files
+    from deepclean_io.hdf5 import check_subtracted, contiguous_files
 
     if not data_files:
         raise ValueError("no data files given; pass at least one")
@@ -290,6 +295,15 @@ def _data_segments(
                     f"{sample_rate} Hz (deepclean-data fetch "
                     f"--sample_rate {sample_rate:g})"
                 )
+            check_subtracted(
+                path,
+                info,
+                subtracted,
+                "the model",
+                "clean the kind of data the model was trained on (a "
+                "hybrid model cleans the classical stage's residual files, "
+                "deepclean-clean classical)",
+            )
     return segments
 
 
@@ -701,7 +715,17 @@ def clean(
         max(1, round(chunk_length / config.frame_length)) * config.frame_length
     )
 
-    segments = _data_segments(data_files, channels, config.sample_rate)
+    subtracted = metadata.get("subtracted")
+    if write_raw and subtracted is not None:
+        raise ValueError(
+            f"--write_raw would write the strain this model cleans, from "
+            f"which {subtracted}'s estimate was subtracted, under the raw "
+            "strain's name; read the raw strain from the fetched files "
+            "instead"
+        )
+    segments = _data_segments(
+        data_files, channels, config.sample_rate, subtracted
+    )
     start = segments[0].t0 if start is None else start
     end = segments[-1].end if end is None else end
     if end <= start:

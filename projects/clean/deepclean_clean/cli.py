@@ -1,5 +1,6 @@
-"""``deepclean-clean``: offline and online cleaning, evaluation reports,
-the retraining gate and report.
+"""``deepclean-clean``: offline and online cleaning, the classical stage
+of the hybrid (NOMAD's residual files), evaluation reports, the
+retraining gate and report.
 
 Each subcommand's options are the arguments of the typed function that
 does the work (``deepclean-clean clean --help``). Expected errors print
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from jsonargparse import CLI
 
 from deepclean_clean.assess import assess
+from deepclean_clean.classical import ClassicalSummary, subtract_classical
 from deepclean_clean.clean import CleanSummary, clean
 from deepclean_clean.online import OnlineSummary, online
 from deepclean_clean.retrain import gate, retrain_report
@@ -25,6 +27,7 @@ def _run(argv: list[str]) -> None:
     line."""
     result = CLI(
         {
+            "classical": subtract_classical,
             "clean": clean,
             "online": online,
             "evaluate": assess,
@@ -35,7 +38,7 @@ def _run(argv: list[str]) -> None:
         description="DeepClean offline and online cleaning and evaluation.",
         as_positional=False,
     )
-    if isinstance(result, CleanSummary | OnlineSummary):
+    if isinstance(result, CleanSummary | OnlineSummary | ClassicalSummary):
         print(result.describe())
 
 

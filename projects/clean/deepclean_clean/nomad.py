@@ -229,6 +229,86 @@ def fit_nomad(
     return build_model(prepared, result, config, target_fs=rate)
 
 
+class NomadStream:
+    """NOMAD's noise estimate of a stream fed chunk by chunk.
+
+    Wraps NOMAD's streaming engine
+    (:class:`nomad.core.subtract.SubtractionEngine`), whose filters carry
+    their state from one chunk to the next: feeding a span in pieces
+    gives the estimate of feeding it at once. The engine starts with zero
+    filter state at the first sample fed.
+
+    Args:
+        model: A :class:`nomad.model.format.NomadModel` from
+            :func:`fit_nomad`.
+        num_witnesses: Witness rows of every chunk, in the order of the
+            fit.
+        sample_rate: Sample rate of strain and witnesses, Hz.
+        bands: Cleaning bands, ``(low, high)`` pairs in Hz.
+        stride: Longest piece handed to NOMAD's engine at once, s.
+    """
+
+    def __init__(
+        self,
+        model,
+        num_witnesses: int,
+        sample_rate: float,
+        bands: Sequence[Sequence[float]],
+        stride: float = NomadSettings.stride,
+    ) -> None:
+        from nomad.core.subtract import SubtractionEngine
+
+        self.rate = _check_rates(sample_rate, bands, model.fs)
+        # NOMAD holds each model-rate sample for this many data samples
+        self.hold = self.rate // model.fs
+        self.names = [_witness_name(index) for index in range(num_witnesses)]
+        self.engine = SubtractionEngine(model)
+        self.engine.configure_rates(dict.fromkeys(self.names, self.rate))
+        self.piece = max(
+            self.hold, round(stride * self.rate) // self.hold * self.hold
+        )
+
+    def estimate(
+        self, strain: np.ndarray, witnesses: np.ndarray
+    ) -> np.ndarray:
+        """The noise estimate of the next samples of the stream.
+
+        Args:
+            strain: Strain, shape ``(time,)``; ``time`` a multiple of
+                :attr:`hold` (whole samples of NOMAD's model rate).
+            witnesses: Witnesses, ``(channels, time)``.
+
+        Returns:
+            NOMAD's estimate of the coupled noise, ``(time,)``, not
+            band-passed.
+        """
+        witnesses = checked_witnesses(witnesses)
+        strain = checked_strain(strain, witnesses)
+        if len(witnesses) != len(self.names):
+            raise ValueError(
+                f"NOMAD was fitted on {len(self.names)} witnesses, got "
+                f"{len(witnesses)}"
+            )
+        if strain.size % self.hold:
+            raise ValueError(
+                f"chunks of {strain.size} samples are not whole samples of "
+                f"NOMAD's model rate ({self.hold} data samples each)"
+            )
+        cleaned = []
+        for first in range(0, strain.size, self.piece):
+            last = min(first + self.piece, strain.size)
+            piece, _ = self.engine.process(
+                strain[first:last],
+                {
+                    name: witnesses[row, first:last]
+                    for row, name in enumerate(self.names)
+                },
+                stride_s=(last - first) / self.rate,
+            )
+            cleaned.append(piece)
+        return strain - np.concatenate(cleaned)
+
+
 def apply_nomad(
     model,
     witnesses: np.ndarray,
@@ -239,9 +319,9 @@ def apply_nomad(
 ) -> np.ndarray:
     """Clean a span with a trained NOMAD model.
 
-    NOMAD's streaming engine estimates the noise chunk by chunk (zero
-    filter state at the first sample); the estimate is band-passed with
-    the cleaning engine's zero-phase band-pass and subtracted.
+    NOMAD's streaming engine estimates the noise (:class:`NomadStream`,
+    zero filter state at the first sample); the estimate is band-passed
+    with the cleaning engine's zero-phase band-pass and subtracted.
 
     Args:
         model: A :class:`nomad.model.format.NomadModel` from
@@ -251,39 +331,21 @@ def apply_nomad(
         strain: Strain, shape ``(time,)``.
         sample_rate: Sample rate of every series, Hz.
         bands: Cleaning bands, ``(low, high)`` pairs in Hz.
-        stride: Length of the chunks fed to the engine, s.
+        stride: Length of the pieces fed to the engine, s.
 
     Returns:
         Cleaned strain, shape ``(time,)``.
     """
-    from nomad.core.subtract import SubtractionEngine
-
-    rate = _check_rates(sample_rate, bands, model.fs)
     witnesses = checked_witnesses(witnesses)
     strain = checked_strain(strain, witnesses)
-    engine = SubtractionEngine(model)
-    names = [_witness_name(index) for index in range(len(witnesses))]
-    engine.configure_rates(dict.fromkeys(names, rate))
-    # Chunks hold whole samples of the model rate: pad the end, crop after.
-    hold = rate // model.fs
+    stream = NomadStream(model, len(witnesses), sample_rate, bands, stride)
+    # whole samples of the model rate: pad the end, crop after
     size = strain.size
-    padded = -(-size // hold) * hold
-    strain_padded = np.pad(strain, (0, padded - size))
-    witnesses_padded = np.pad(witnesses, ((0, 0), (0, padded - size)))
-    chunk = max(hold, round(stride * rate) // hold * hold)
-    subtracted = []
-    for first in range(0, padded, chunk):
-        last = min(first + chunk, padded)
-        cleaned, _ = engine.process(
-            strain_padded[first:last],
-            {
-                name: witnesses_padded[row, first:last]
-                for row, name in enumerate(names)
-            },
-            stride_s=(last - first) / rate,
-        )
-        subtracted.append(cleaned)
-    noise = strain - np.concatenate(subtracted)[:size]
+    padded = -(-size // stream.hold) * stream.hold
+    noise = stream.estimate(
+        np.pad(strain, (0, padded - size)),
+        np.pad(witnesses, ((0, 0), (0, padded - size))),
+    )[:size]
     bandpass = BandpassFilter(bands, sample_rate).to(torch.float64)
     return strain - bandpass(torch.from_numpy(noise)).numpy()
 

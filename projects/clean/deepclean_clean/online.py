@@ -381,7 +381,8 @@ def load_model(
 
     Raises:
         ValueError: the model does not load, was trained on another
-            strain channel, sample rate or on channels the frames lack,
+            strain channel, sample rate, on channels the frames lack or
+            after a classical stage,
             its bands reach the Nyquist frequency, or its prediction of a
             test window is not finite.
     """
@@ -414,6 +415,13 @@ def load_model(
         absent = sorted(set(metadata["witnesses"]) - available)
         if absent:
             problems.append(f"the frames lack its witnesses {absent}")
+    if metadata.get("subtracted") is not None:
+        problems.append(
+            f"it was trained on strain with {metadata['subtracted']}'s "
+            "estimate subtracted (a hybrid model), and the online cleaner "
+            "has no classical stage: live frames hold raw strain; publish "
+            "a model trained on raw strain"
+        )
     if problems:
         raise ValueError(
             f"model version {metadata.get('version')} in {model_dir}: "

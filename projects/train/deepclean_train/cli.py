@@ -313,7 +313,13 @@ class DeepCleanCLI(LightningCLI):
                 analyse_trained_model(
                     model, data, settings, output_dir, wandb_loggers
                 )
-            export_model(model, output_dir, data.train_span, data.valid_span)
+            export_model(
+                model,
+                output_dir,
+                data.train_span,
+                data.valid_span,
+                data.subtracted,
+            )
         for logger in wandb_loggers:
             logger.experiment.finish()
 

@@ -38,7 +38,12 @@ from deepclean_engine import (
 )
 from deepclean_engine.config import whole_samples
 from deepclean_engine.resampling import decimate_rows, resampling_factor
-from deepclean_io.hdf5 import ContiguousFiles, contiguous_files
+from deepclean_io.hdf5 import (
+    SUBTRACTED_ATTRIBUTE,
+    ContiguousFiles,
+    contiguous_files,
+    strain_description,
+)
 
 Band = tuple[float, float]
 SPAN_NAMES = ("train", "valid", "test")
@@ -199,6 +204,9 @@ class DeepCleanDataModule(pl.LightningDataModule):
         if not self.fnames:
             raise ValueError("fname is an empty list; give the data files")
         self.segment: ContiguousFiles | None = None
+        # what the files' strain already has subtracted (a classical
+        # stage's residual files), known once the files are checked
+        self.subtracted: str | None = None
         self.strain_channel = strain_channel
         self.witnesses = list(witnesses)
         self.sample_rate = float(sample_rate)
@@ -314,6 +322,18 @@ class DeepCleanDataModule(pl.LightningDataModule):
                     f"data.sample_rate to {info.sample_rate:g} or resample "
                     "the file"
                 )
+        marks = {
+            info.attrs.get(SUBTRACTED_ATTRIBUTE) for info in segment.infos
+        }
+        if len(marks) > 1:
+            kinds = ", ".join(
+                strain_description(mark) for mark in sorted(marks, key=str)
+            )
+            raise ValueError(
+                f"{self._source()} mix files of several kinds ({kinds}); "
+                "train on files of one kind"
+            )
+        self.subtracted = marks.pop()
         bounds = self.span_bounds(segment.t0)
         needed = max(end for _, end in bounds.values()) - segment.t0
         duration = segment.end - segment.t0

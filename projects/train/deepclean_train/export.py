@@ -33,6 +33,7 @@ def model_metadata(
     model: "DeepCleanModel",
     train_span: tuple[float, float],
     valid_span: tuple[float, float] | None = None,
+    subtracted: str | None = None,
 ) -> dict[str, Any]:
     """Everything a cleaner needs to use the exported model.
 
@@ -41,6 +42,9 @@ def model_metadata(
         train_span: GPS ``(start, end)`` of the training data, s.
         valid_span: GPS ``(start, end)`` of the validation data, s;
             None when there was none.
+        subtracted: the classical method whose noise estimate the
+            training strain had subtracted (the model cleans only such
+            strain), None for raw strain.
 
     Returns:
         JSON-serialisable metadata; ``cleaning`` is the engine's
@@ -77,6 +81,7 @@ def model_metadata(
             if valid_span is None
             else [float(valid_span[0]), float(valid_span[1])]
         ),
+        "subtracted": subtracted,
         "package_version": version("deepclean-train"),
         "torch_version": torch.__version__,
     }
@@ -87,6 +92,7 @@ def export_model(
     output_dir: str | Path,
     train_span: tuple[float, float],
     valid_span: tuple[float, float] | None = None,
+    subtracted: str | None = None,
 ) -> Path:
     """Write ``{output_dir}/model.pt`` and ``{output_dir}/model.json``.
 
@@ -99,13 +105,15 @@ def export_model(
         output_dir: destination folder, created if needed.
         train_span: GPS ``(start, end)`` of the training data, s.
         valid_span: GPS ``(start, end)`` of the validation data, s.
+        subtracted: what the training strain had subtracted
+            (:func:`model_metadata`).
 
     Returns:
         Path of ``model.pt``.
     """
     return save_exported_model(
         model.predictor,
-        model_metadata(model, train_span, valid_span),
+        model_metadata(model, train_span, valid_span, subtracted),
         Path(output_dir) / MODEL_NAME,
     )
 

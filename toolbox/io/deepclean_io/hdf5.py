@@ -19,6 +19,10 @@ A long segment is stored as back-to-back files (Fetch cuts it into files
 of at most ``max_duration`` s); :func:`contiguous_files` groups them and
 :meth:`ContiguousFiles.read` reads across their boundaries.
 
+A file may carry string attributes at its root (``TimeSeriesInfo.attrs``),
+such as :data:`SUBTRACTED_ATTRIBUTE`, which marks a strain channel from
+which a classical filter's noise estimate has already been subtracted.
+
 Files that cannot be read (empty, truncated, not HDF5, no datasets) raise
 ``ValueError`` naming the file, what is wrong and what to do.
 """
@@ -28,7 +32,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -47,6 +51,9 @@ _NAME_PATTERN = re.compile(
 # Samples by which a time may miss the sample grid: float64 GPS times
 # near 1e9 s carry ~1e-3 samples of rounding at 4096 Hz.
 _GRID_TOLERANCE = 0.01
+# Root attribute naming the method whose noise estimate the file's strain
+# channel already has subtracted (e.g. "NOMAD"); absent for raw strain.
+SUBTRACTED_ATTRIBUTE = "deepclean_subtracted"
 _REFETCH = (
     "delete it and re-run Fetch (deepclean-data fetch), which rewrites it"
 )
@@ -115,12 +122,17 @@ class TimeSeriesInfo:
         t0: GPS time of the first sample, s.
         sample_rate: Samples per second of every channel, Hz.
         duration: Length of every channel, s.
+        attrs: String attributes of the file's root (e.g.
+            :data:`SUBTRACTED_ATTRIBUTE`).
+        units: Unit string of each channel (gwpy's ``unit`` attribute).
     """
 
     channels: tuple[str, ...]
     t0: float
     sample_rate: float
     duration: float
+    attrs: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -253,6 +265,52 @@ def file_info(fname: str | os.PathLike) -> TimeSeriesInfo:
             t0=t0,
             sample_rate=sample_rate,
             duration=num_samples / sample_rate,
+            attrs={
+                key: str(value)
+                for key, value in h5file.attrs.items()
+                if isinstance(value, str)
+            },
+            units={
+                name: str(dataset.attrs.get("unit", ""))
+                for name, dataset in datasets.items()
+            },
+        )
+
+
+def strain_description(subtracted: str | None) -> str:
+    """What a file's strain channel holds, for messages: ``"raw strain"``
+    or the strain after a method's noise estimate was subtracted."""
+    if subtracted is None:
+        return "raw strain"
+    return f"strain with {subtracted}'s noise estimate subtracted"
+
+
+def check_subtracted(
+    fname: str | os.PathLike,
+    info: TimeSeriesInfo,
+    expected: str | None,
+    user: str,
+    fix: str,
+) -> None:
+    """Refuse a file whose strain is not what ``user`` expects.
+
+    Args:
+        fname: Path of the file.
+        info: Its :func:`file_info`.
+        expected: The method whose estimate the strain must have
+            subtracted (:data:`SUBTRACTED_ATTRIBUTE`), None for raw
+            strain.
+        user: What reads the file, for the message (e.g. "the model").
+        fix: What to do instead, for the message.
+
+    Raises:
+        ValueError: the file's strain differs from ``expected``.
+    """
+    found = info.attrs.get(SUBTRACTED_ATTRIBUTE)
+    if found != expected:
+        raise ValueError(
+            f"{fname} holds {strain_description(found)}, but {user} "
+            f"expects {strain_description(expected)}; {fix}"
         )
 
 
@@ -486,6 +544,7 @@ class TimeSeriesWriter:
         num_samples: Samples every channel will hold.
         units: Unit string per channel (e.g. ``"strain"``, ``"ct"``);
             dimensionless (``""``) for channels not listed.
+        attrs: String attributes of the file's root.
     """
 
     def __init__(
@@ -496,6 +555,7 @@ class TimeSeriesWriter:
         sample_rate: float,
         num_samples: int,
         units: Mapping[str, str] | None = None,
+        attrs: Mapping[str, str] | None = None,
     ) -> None:
         if isinstance(channels, str):
             raise TypeError(
@@ -518,6 +578,7 @@ class TimeSeriesWriter:
         if num_samples <= 0:
             raise ValueError(f"num_samples {num_samples} must be > 0")
         self.units = dict(units or {})
+        self.attrs = dict(attrs or {})
         unknown = sorted(set(self.units) - set(self.channels))
         if unknown:
             raise ValueError(
@@ -540,6 +601,7 @@ class TimeSeriesWriter:
         with ExitStack() as output:
             temporary = output.enter_context(atomic_output(self.fname))
             self._h5file = h5py.File(temporary, "w", track_order=True)
+            self._h5file.attrs.update(self.attrs)
             self._output = output.pop_all()
         return self
 
@@ -631,6 +693,7 @@ def write_timeseries(
     t0: float,
     sample_rate: float,
     units: Mapping[str, str] | None = None,
+    attrs: Mapping[str, str] | None = None,
 ) -> Path:
     """Write channels of equal length to a file atomically.
 
@@ -640,6 +703,7 @@ def write_timeseries(
         t0: GPS time of the first sample, s.
         sample_rate: Samples per second, Hz.
         units: Unit string per channel; dimensionless when not listed.
+        attrs: String attributes of the file's root.
 
     Returns:
         The path written.
@@ -648,7 +712,13 @@ def write_timeseries(
         raise ValueError("data is empty; give at least one channel")
     num_samples = len(next(iter(data.values())))
     with TimeSeriesWriter(
-        fname, list(data), t0, sample_rate, num_samples, units=units
+        fname,
+        list(data),
+        t0,
+        sample_rate,
+        num_samples,
+        units=units,
+        attrs=attrs,
     ) as writer:
         writer.write(data)
     return writer.fname

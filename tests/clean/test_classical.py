@@ -1,0 +1,212 @@
+"""The classical stage of the hybrid: NOMAD's residual files."""
+
+import json
+
+import numpy as np
+import pytest
+from nomad.model.format import read_model
+
+from deepclean_clean.assess import assess
+from deepclean_clean.classical import subtract_classical
+from deepclean_clean.nomad import NomadSettings, apply_nomad
+from deepclean_io.hdf5 import (
+    SUBTRACTED_ATTRIBUTE,
+    file_info,
+    read_timeseries,
+    write_timeseries,
+)
+
+RATE = 512.0
+T0 = 1262304000
+STRAIN = "H1:GDS-CALIB_STRAIN"
+WITNESSES = [
+    "H1:ASC-CHARD_P_INMON",
+    "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
+    "H1:ASC-DHARD_P_INMON",
+    "H1:ASC-MICH_Y_INMON",
+]
+MAINS = WITNESSES[1]
+BANDS = [(55.0, 65.0)]
+SETTINGS = NomadSettings(fftlength=4.0, max_iterations=3000, stride=16.0)
+# the data are cut into two back-to-back files at this many seconds
+CUT = 256
+
+
+def _files(bilinear, folder):
+    """The bilinear data as two back-to-back files (strain float64,
+    witnesses float32)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cut = round(CUT * RATE)
+    paths = []
+    for lo, hi in ((0, cut), (cut, bilinear["strain"].size)):
+        data = {STRAIN: bilinear["strain"][lo:hi]}
+        for row, name in enumerate(WITNESSES):
+            data[name] = bilinear["witnesses"][row, lo:hi].astype(np.float32)
+        duration = round((hi - lo) / RATE)
+        paths.append(
+            write_timeseries(
+                folder / f"deepclean-{T0 + round(lo / RATE)}-{duration}.hdf5",
+                data,
+                T0 + lo / RATE,
+                RATE,
+                units={STRAIN: "strain"},
+            )
+        )
+    return paths
+
+
+def _run(files, output_dir, **overrides):
+    options = {
+        "data_files": files,
+        "output_dir": output_dir,
+        "strain_channel": STRAIN,
+        "witnesses": WITNESSES,
+        "mains_channel": MAINS,
+        "bands": BANDS,
+        "train_start": T0,
+        "train_end": T0 + CUT,
+        "nomad": SETTINGS,
+        "progress": False,
+    }
+    options.update(overrides)
+    return subtract_classical(**options)
+
+
+@pytest.fixture(scope="module")
+def first_run(bilinear, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classical")
+    files = _files(bilinear, folder / "raw")
+    summary = _run(files, folder / "residual")
+    return files, folder / "residual", summary
+
+
+def _strain(path) -> np.ndarray:
+    return read_timeseries(path, [STRAIN])[0][STRAIN]
+
+
+def test_residual_files_are_one_stream_across_the_cut(bilinear, first_run):
+    files, output_dir, summary = first_run
+    residuals = [output_dir / path.name for path in files]
+    assert summary.files == [str(path) for path in residuals]
+    assert summary.reused_files == []
+    for raw, residual in zip(files, residuals, strict=True):
+        info = file_info(residual)
+        assert info.attrs[SUBTRACTED_ATTRIBUTE] == "NOMAD"
+        assert (info.t0, info.duration) == (
+            file_info(raw).t0,
+            file_info(raw).duration,
+        )
+        assert info.units[STRAIN] == "strain"
+        raw_data = read_timeseries(raw, WITNESSES)[0]
+        residual_data = read_timeseries(residual, WITNESSES)[0]
+        for name in WITNESSES:
+            assert residual_data[name].dtype == np.float32
+            np.testing.assert_array_equal(residual_data[name], raw_data[name])
+    # the same as NOMAD cleaning the joined span in one go: filter state
+    # and band-pass padding carry across the cut
+    joined = apply_nomad(
+        read_model(str(output_dir / "nomad.h5")),
+        bilinear["witnesses"].astype(np.float32).astype(np.float64),
+        bilinear["strain"],
+        RATE,
+        BANDS,
+        SETTINGS.stride,
+    )
+    stitched = np.concatenate([_strain(path) for path in residuals])
+    removed = bilinear["strain"] - joined
+    error = np.abs(stitched - joined)
+    assert error.max() < 1e-2 * removed.std()
+    # in-band noise halves at least; nothing changes out of band
+    for ratios in summary.asd_ratios.values():
+        assert ratios["in_band"] < 0.5
+        assert abs(ratios["out_of_band"] - 1) < 1e-3
+    saved = json.loads((output_dir / "classical.json").read_text())
+    assert saved["asd_ratios"] == summary.asd_ratios
+
+
+def test_rerun_keeps_files_and_a_lost_file_is_made_again(first_run):
+    files, output_dir, _ = first_run
+    residuals = [output_dir / path.name for path in files]
+    before = [_strain(path) for path in residuals]
+    again = _run(files, output_dir)
+    assert again.files == []
+    assert again.reused_files == [str(path) for path in residuals]
+    residuals[1].unlink()
+    resumed = _run(files, output_dir)
+    # the segment is streamed again from its start: both files rewritten
+    assert resumed.files == [str(path) for path in residuals]
+    for path, strain in zip(residuals, before, strict=True):
+        np.testing.assert_array_equal(_strain(path), strain)
+
+
+def test_other_settings_make_new_residuals(first_run, tmp_path):
+    files, output_dir, _ = first_run
+    copy = tmp_path / "residual"
+    copy.mkdir()
+    for path in output_dir.glob("*.hdf5"):
+        (copy / path.name).write_bytes(path.read_bytes())
+    shorter = _run(files, copy, train_end=T0 + 128)
+    assert shorter.reused_files == []
+    assert len(shorter.files) == 2
+    assert not np.array_equal(
+        _strain(copy / files[0].name), _strain(output_dir / files[0].name)
+    )
+
+
+class TestRefuses:
+    def test_residual_files_as_input(self, first_run, tmp_path):
+        files, output_dir, _ = first_run
+        with pytest.raises(ValueError, match="pass the fetched files"):
+            _run([output_dir / files[0].name], tmp_path)
+
+    def test_a_mains_channel_that_is_not_a_witness(self, first_run, tmp_path):
+        with pytest.raises(ValueError, match="H1:OTHER"):
+            _run(first_run[0], tmp_path, mains_channel="H1:OTHER")
+
+    def test_a_missing_channel(self, first_run, tmp_path):
+        with pytest.raises(ValueError, match=r"lacks the channels \['H1:X'\]"):
+            _run(first_run[0], tmp_path, witnesses=[*WITNESSES, "H1:X"])
+
+    def test_a_training_span_outside_one_segment(self, first_run, tmp_path):
+        with pytest.raises(ValueError, match="inside one segment"):
+            _run(first_run[0], tmp_path, train_end=T0 + 1000)
+
+    def test_evaluating_against_a_residual(self, first_run, tmp_path):
+        files, output_dir, _ = first_run
+        residual = output_dir / files[1].name
+        with pytest.raises(ValueError, match="measures every method"):
+            assess(
+                model=tmp_path / "model.pt",
+                data_file=residual,
+                cleaned_dir=tmp_path,
+                output_dir=tmp_path,
+                start=T0 + CUT,
+                end=T0 + CUT + 64,
+                train_file=files[0],
+                mains_channel=MAINS,
+            )
+
+
+def test_command_line(first_run, tmp_path, capsys):
+    from deepclean_clean.cli import main
+
+    files, _, _ = first_run
+    main(
+        [
+            "classical",
+            f"--data_files=[{','.join(str(path) for path in files)}]",
+            f"--output_dir={tmp_path}",
+            f"--strain_channel={STRAIN}",
+            f"--witnesses=[{','.join(WITNESSES)}]",
+            f"--mains_channel={MAINS}",
+            "--bands=[[55,65]]",
+            f"--train_start={T0}",
+            f"--train_end={T0 + CUT}",
+            "--nomad.fftlength=4",
+            "--nomad.max_iterations=3000",
+            "--progress=false",
+        ]
+    )
+    assert "NOMAD residuals: 2 written, 0 kept" in capsys.readouterr().out
+    assert (tmp_path / "classical.json").exists()
+    assert (tmp_path / "nomad.h5").exists()

@@ -9,6 +9,7 @@ same ``run`` executes it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -268,6 +269,26 @@ class DeepCleanTask(law.SandboxTask):
                 "success but did not write "
                 + ", ".join(missing)
                 + "; see its output above"
+            )
+
+    def check_listed_files(self, kind: str) -> None:
+        """The files the JSON summary (:meth:`output`) lists under
+        ``files`` and ``reused_files`` exist.
+
+        Args:
+            kind: What the files are, for the message (e.g. "frame").
+
+        Raises:
+            OutputsMissing: naming the summary and the missing files.
+        """
+        summary = json.loads(self.output().load(formatter="text"))
+        listed = summary.get("files", []) + summary.get("reused_files", [])
+        missing = [path for path in listed if not os.path.exists(path)]
+        if missing:
+            raise OutputsMissing(
+                f"{self.output().path} lists {len(missing)} {kind} files "
+                f"that do not exist ({', '.join(missing[:3])}, ...); remove "
+                f"the summary and re-run {self.task_family}"
             )
 
     def sandbox_pre_run(self) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import law
 
-from deepclean.process import OutputsMissing
 from deepclean.runs import fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.data import DataParameters, Fetch
@@ -91,15 +89,7 @@ class Classical(DataParameters, TrainParameters, DeepCleanTask):
     def check_outputs(self) -> None:
         """The summary exists and every residual file it lists exists."""
         super().check_outputs()
-        summary = json.loads(self.output().load(formatter="text"))
-        listed = summary["files"] + summary["reused_files"]
-        missing = [path for path in listed if not os.path.exists(path)]
-        if missing:
-            raise OutputsMissing(
-                f"{self.output().path} lists {len(missing)} residual files "
-                f"that do not exist ({', '.join(missing[:3])}); remove the "
-                "summary and re-run Classical"
-            )
+        self.check_listed_files("residual")
 
     def bind_paths(self) -> list[str]:
         return [

@@ -9,7 +9,6 @@ import law
 import luigi
 
 from deepclean.config import PathParameter, shared
-from deepclean.process import OutputsMissing
 from deepclean.runs import fingerprint
 from deepclean.tasks.base import DeepCleanTask
 from deepclean.tasks.condor import CondorWorkflow
@@ -163,15 +162,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def check_outputs(self) -> None:
         """The summary exists and every frame it lists exists."""
         super().check_outputs()
-        summary = json.loads(self.output().load(formatter="text"))
-        listed = summary.get("files", []) + summary.get("reused_files", [])
-        missing = [path for path in listed if not os.path.exists(path)]
-        if missing:
-            raise OutputsMissing(
-                f"{self.output().path} lists {len(missing)} frame files "
-                f"that do not exist ({', '.join(missing[:3])}, ...); remove "
-                "the summary and re-run Clean"
-            )
+        self.check_listed_files("frame")
 
     def bind_paths(self) -> list[str]:
         path, _, _ = self.branch_data

@@ -164,7 +164,10 @@ class TestRefuses:
             _run(first_run[0], tmp_path, mains_channel="H1:OTHER")
 
     def test_a_missing_channel(self, first_run, tmp_path):
-        with pytest.raises(ValueError, match=r"lacks the channels \['H1:X'\]"):
+        with pytest.raises(
+            ValueError,
+            match=r"lacks the classical stage.s channels \['H1:X'\]",
+        ):
             _run(first_run[0], tmp_path, witnesses=[*WITNESSES, "H1:X"])
 
     def test_a_training_span_outside_one_segment(self, first_run, tmp_path):

@@ -135,6 +135,7 @@ def subtract_classical(
     from nomad.model.format import write_model
     from tqdm.auto import tqdm
 
+    from deepclean_clean.clean import data_segments
     from deepclean_clean.nomad import fit_nomad
     from deepclean_clean.wiener import find_mains
     from deepclean_io.atomic import (
@@ -143,12 +144,7 @@ def subtract_classical(
         remove_stale_partials,
         write_json_atomic,
     )
-    from deepclean_io.hdf5 import (
-        SUBTRACTED_ATTRIBUTE,
-        check_subtracted,
-        contiguous_files,
-        file_info,
-    )
+    from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE, file_info
 
     began = time.perf_counter()
     output_dir = Path(output_dir)
@@ -156,24 +152,13 @@ def subtract_classical(
     bands = [tuple(band) for band in bands]
     channels = [strain_channel, *witnesses]
     mains_index = find_mains(witnesses, mains_channel)
-    if not data_files:
-        raise ValueError("no data files given; pass at least one")
-    segments = contiguous_files(data_files)
-    for segment in segments:
-        for path, info in zip(segment.files, segment.infos, strict=True):
-            missing = [c for c in channels if c not in info.channels]
-            if missing:
-                raise ValueError(
-                    f"{path} lacks the channels {missing}; fetch them or "
-                    "choose witnesses the data hold"
-                )
-            check_subtracted(
-                path,
-                info,
-                None,
-                "the classical stage",
-                "pass the fetched files, not residual files",
-            )
+    segments = data_segments(
+        data_files,
+        channels,
+        "the classical stage",
+        None,
+        "pass the fetched files, not residual files",
+    )
     training = next(
         (s for s in segments if s.t0 <= train_start and train_end <= s.end),
         None,

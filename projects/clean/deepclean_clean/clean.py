@@ -260,19 +260,30 @@ def _overlapped_frames(
     return found
 
 
-def _data_segments(
+def data_segments(
     data_files: list[Path],
     channels: list[str],
-    sample_rate: float,
+    user: str,
     subtracted: str | None,
+    fix: str,
+    sample_rate: float | None = None,
 ) -> list[ContiguousFiles]:
     """The data files as runs of back-to-back files, in GPS order.
 
+    Args:
+        data_files: HDF5 files in gwpy's layout.
+        channels: Channels every file must hold.
+        user: What reads the files, for messages (e.g. "the model").
+        subtracted: What the files' strain must already have subtracted
+            (:data:`deepclean_io.hdf5.SUBTRACTED_ATTRIBUTE`), None for
+            raw strain.
+        fix: What to do about a file with other strain, for the message.
+        sample_rate: Rate every file must have, Hz; None for any.
+
     Raises:
         ValueError: no files, overlapping or unreadable files, a file
-            without one of ``channels``, at another sample rate (Hz), or
-            whose strain is not what the model was trained on (raw, or
-            with the ``subtracted`` method's estimate subtracted).
+            without one of ``channels``, at another sample rate, or
+            whose strain is not what ``user`` expects.
     """
     from deepclean_io.hdf5 import check_subtracted, contiguous_files
 
@@ -284,26 +295,17 @@ def _data_segments(
             missing = [c for c in channels if c not in info.channels]
             if missing:
                 raise ValueError(
-                    f"{path} lacks the model's channels {missing}; fetch "
-                    "them or clean with a model trained on the available "
-                    "channels"
+                    f"{path} lacks {user}'s channels {missing}; fetch them "
+                    "or choose channels the data hold"
                 )
-            if info.sample_rate != sample_rate:
+            if sample_rate is not None and info.sample_rate != sample_rate:
                 raise ValueError(
-                    f"{path} is sampled at {info.sample_rate} Hz but the "
-                    f"model at {sample_rate} Hz; fetch the data at "
+                    f"{path} is sampled at {info.sample_rate} Hz but "
+                    f"{user} at {sample_rate} Hz; fetch the data at "
                     f"{sample_rate} Hz (deepclean-data fetch "
                     f"--sample_rate {sample_rate:g})"
                 )
-            check_subtracted(
-                path,
-                info,
-                subtracted,
-                "the model",
-                "clean the kind of data the model was trained on (a "
-                "hybrid model cleans the classical stage's residual files, "
-                "deepclean-clean classical)",
-            )
+            check_subtracted(path, info, subtracted, user, fix)
     return segments
 
 
@@ -723,8 +725,15 @@ def clean(
             "strain's name; read the raw strain from the fetched files "
             "instead"
         )
-    segments = _data_segments(
-        data_files, channels, config.sample_rate, subtracted
+    segments = data_segments(
+        data_files,
+        channels,
+        "the model",
+        subtracted,
+        "clean the kind of data the model was trained on (a hybrid model "
+        "cleans the classical stage's residual files, deepclean-clean "
+        "classical)",
+        config.sample_rate,
     )
     start = segments[0].t0 if start is None else start
     end = segments[-1].end if end is None else end

@@ -53,8 +53,10 @@ Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
 every other witness as extra inputs (``data.product_witness``);
 ``--ablation`` adds a row for DeepClean trained with further
 ``deepclean-train fit`` options (repeatable); ``--hybrid`` adds the
-classical-then-DeepClean row: NOMAD, fitted on the first 1024 s, cleans
-the whole file, and DeepClean trains on and cleans what it leaves;
+classical-then-DeepClean row of every DeepClean version ("NOMAD + ..."):
+NOMAD, fitted on the first 1024 s, cleans the whole file (the pipeline's
+``classical_stage = nomad``), and DeepClean trains on and cleans what it
+leaves;
 ``--no-baselines`` skips the Wiener filters and NOMAD (to compare
 DeepClean variants quickly).
 
@@ -113,8 +115,10 @@ CONTEXT = 8.0
 # DeepClean trained as it ships, and the ablations --products adds.
 VARIANTS = {"DeepClean": []}
 PRODUCTS = {"DeepClean + products": ["--data.product_witness", MAINS]}
-# DeepClean trained on, and cleaning, the strain NOMAD leaves (--hybrid).
-HYBRID = "NOMAD + DeepClean"
+# Each DeepClean version trained on, and cleaning, the strain NOMAD leaves
+# (--hybrid) is named with this prefix.
+HYBRID_PREFIX = "NOMAD + "
+HYBRID = f"{HYBRID_PREFIX}DeepClean"
 METHODS = (
     *VARIANTS,
     *PRODUCTS,
@@ -323,9 +327,10 @@ def run_family(
             ``deepclean-train fit`` options (ablations).
         folder: Scratch folder.
         baselines: Also fit and clean with the Wiener filters and NOMAD.
-        hybrid: Also train and clean with DeepClean after NOMAD
-            (:func:`nomad_residual_file`), the row :data:`HYBRID`; its
-            ``train`` seconds include NOMAD's fit and cleaning.
+        hybrid: Also train and clean every DeepClean version after NOMAD
+            (:func:`nomad_residual_file`), the rows named with
+            :data:`HYBRID_PREFIX`; their ``train`` seconds include
+            NOMAD's fit and cleaning.
 
     Returns:
         Per version (methods and ``"ideal"``), each metric of
@@ -361,46 +366,39 @@ def run_family(
     times = {}
 
     versions = {}
-    for variant, variant_options in variants.items():
-        began = time.perf_counter()
-        model = train_deepclean(
-            fname,
-            witnesses,
-            band,
-            spans,
-            folder / variant.replace(" ", ""),
-            [*options, *variant_options],
-        )
-        times[variant] = {"train": time.perf_counter() - began}
-        began = time.perf_counter()
-        cleaned, cleaned_t0 = clean_deepclean(
-            model, test[STRAIN], test_witnesses.astype(np.float32), t0
-        )
-        times[variant]["clean"] = time.perf_counter() - began
-        versions[variant] = cleaned
-
+    sources = {"": (fname, test[STRAIN])}
     if hybrid:
         began = time.perf_counter()
         residual_fname = nomad_residual_file(
             fname, witnesses, band, train_end, folder / "nomad-residual"
         )
-        model = train_deepclean(
-            residual_fname,
-            witnesses,
-            band,
-            spans,
-            folder / "hybrid",
-            options,
-        )
-        times[HYBRID] = {"train": time.perf_counter() - began}
+        classical_seconds = time.perf_counter() - began
         residual, _, _ = read_timeseries(
             residual_fname, [STRAIN], train_end - CONTEXT, end
         )
-        began = time.perf_counter()
-        versions[HYBRID], _ = clean_deepclean(
-            model, residual[STRAIN], test_witnesses.astype(np.float32), t0
-        )
-        times[HYBRID]["clean"] = time.perf_counter() - began
+        sources[HYBRID_PREFIX] = (residual_fname, residual[STRAIN])
+    for prefix, (data_fname, strain) in sources.items():
+        for variant, variant_options in variants.items():
+            version = f"{prefix}{variant}"
+            began = time.perf_counter()
+            model = train_deepclean(
+                data_fname,
+                witnesses,
+                band,
+                spans,
+                folder / version.replace(" ", "").replace("+", "-"),
+                [*options, *variant_options],
+            )
+            seconds = time.perf_counter() - began
+            if prefix:
+                seconds += classical_seconds
+            times[version] = {"train": seconds}
+            began = time.perf_counter()
+            cleaned, cleaned_t0 = clean_deepclean(
+                model, strain, test_witnesses.astype(np.float32), t0
+            )
+            times[version]["clean"] = time.perf_counter() - began
+            versions[version] = cleaned
 
     for baseline in (wiener_baselines, nomad_baseline) if baselines else ():
         began = time.perf_counter()

@@ -20,9 +20,9 @@ class Classical(DataParameters, TrainParameters, DeepCleanTask):
     as the fetched ones, go into ``{classical_dir}/{run}/`` with the
     fitted model (``nomad.h5``) and ``classical.json``.
 
-    With ``classical_stage = nomad`` Train, Clean and Analyze read these
-    files instead of the fetched ones; Evaluate still measures against
-    the raw strain.
+    With ``classical_stage = nomad`` Train and Analyze read these files
+    instead of the fetched ones; the trained model carries ``nomad.h5``
+    and Clean, Online and Evaluate work on the raw strain.
     """
 
     project = "clean"

@@ -64,16 +64,10 @@ class CleanParameters(DataParameters, ModelParameters, DeepCleanTask):
     )
 
     def run_settings(self) -> dict:
-        """The model, the data (the classical stage's residuals, if on),
-        every cleaning setting and the mains channel of Evaluate's
-        ``Wiener + products`` and NOMAD baselines (Clean and Evaluate
-        share the run name)."""
-        classical = self.classical_task()
-        extra = (
-            {} if classical is None else {"classical": classical.run_name()}
-        )
+        """The model, the data, every cleaning setting and the mains
+        channel of Evaluate's ``Wiener + products`` and NOMAD baselines
+        (Clean and Evaluate share the run name)."""
         return {
-            **extra,
             "model": self.model_identity(),
             "data": os.path.basename(self.data_folder()),
             "channel_suffix": self.channel_suffix,
@@ -109,8 +103,6 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
     def workflow_requires(self):
         requirements = super().workflow_requires()
         requirements["data"] = Fetch.req(self)
-        if self.classical_task() is not None:
-            requirements["classical"] = self.classical_task()
         if self.model_requirement() is not None:
             requirements["model"] = self.model_requirement()
         return requirements
@@ -120,15 +112,12 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
 
     @law.dynamic_workflow_condition
     def workflow_condition(self) -> bool:
-        inputs = self.workflow_input()
-        return inputs["data"]["collection"].exists() and (
-            "classical" not in inputs or inputs["classical"].exists()
-        )
+        return self.workflow_input()["data"]["collection"].exists()
 
     @workflow_condition.create_branch_map
     def create_branch_map(self) -> dict[int, tuple[str, float, float]]:
         branches = {}
-        for path, start, end in self.input_files():
+        for path, start, end in self.fetched_files():
             first = max(start, self.clean_start)
             last = min(end, self.clean_end)
             if last > first:
@@ -149,7 +138,7 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
         it: Fetch cuts one segment into back-to-back files, and the
         cleaner joins them so that no context is lost at the cuts."""
         path = self.branch_data[0]
-        files = self.input_files()
+        files = self.fetched_files()
         index = next(i for i, (p, _, _) in enumerate(files) if p == path)
         _, start, end = files[index]
         chosen = [path]
@@ -246,12 +235,11 @@ class Evaluate(CleanParameters):
         )
 
     def stretch(self) -> tuple[str, float, float]:
-        """``(fetched file, start, end)`` of the longest cleaned span (the
-        raw data, also when a classical stage cleaned it first)."""
+        """``(data file, start, end)`` of the longest cleaned span."""
         candidates = []
         clean = self.requires()["clean"]
         for branch, target in clean.output()["collection"].targets.items():
-            path = self.fetched_path(clean.branch_map[branch][0])
+            path = clean.branch_map[branch][0]
             summary = json.loads(target.load(formatter="text"))
             candidates.extend((path, a, b) for a, b in summary["cleaned"])
         if not candidates:

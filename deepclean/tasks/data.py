@@ -89,9 +89,9 @@ class DataParameters(law.Task):
         var_type=str,
         default="none",
         description="nomad: the hybrid; NOMAD, fitted on Train's training "
-        "and validation span, cleans every fetched file first, and "
-        "DeepClean trains on and cleans what it leaves (Classical task); "
-        "none: DeepClean on the raw strain",
+        "and validation span, cleans every fetched file first (Classical "
+        "task), DeepClean trains on what it leaves, and the model carries "
+        "NOMAD to clean raw strain with both; none: DeepClean alone",
     )
     classical_dir = shared(
         PathParameter,
@@ -153,9 +153,9 @@ class DataParameters(law.Task):
             )
 
     def input_files(self) -> list[tuple[str, float, float]]:
-        """``(path, start, end)`` of the files DeepClean trains on and
-        cleans, in GPS order: the fetched files, or the classical stage's
-        residual files (same names and spans)."""
+        """``(path, start, end)`` of the files DeepClean trains on and is
+        analysed on, in GPS order: the fetched files, or the classical
+        stage's residual files (same names and spans)."""
         classical = self.classical_task()
         if classical is None:
             return self.fetched_files()

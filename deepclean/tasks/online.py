@@ -37,10 +37,6 @@ class OnlineParameters(CleanParameters):
         description="folder of replayed frames and online cleaning runs",
     )
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.refuse_classical_stage("online cleaning")
-
 
 class Publish(OnlineParameters):
     """``deepclean-train publish``: the model (Train's, or ``--model``)

@@ -4,13 +4,29 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from nomad.model.format import read_model
 
-from deepclean_clean.assess import assess
+from deepclean_clean.assess import assess, read_cleaned
 from deepclean_clean.classical import subtract_classical
-from deepclean_clean.nomad import NomadSettings, apply_nomad
+from deepclean_clean.clean import clean, window_config
+from deepclean_clean.nomad import (
+    NomadEstimates,
+    NomadSettings,
+    NomadStream,
+    apply_nomad,
+)
+from deepclean_engine import (
+    CleaningConfig,
+    CleaningEngine,
+    load_exported_model,
+    save_exported_model,
+)
+from deepclean_engine.exported import CLASSICAL_NAME
 from deepclean_io.hdf5 import (
     SUBTRACTED_ATTRIBUTE,
+    SUBTRACTED_MODEL_ATTRIBUTE,
+    contiguous_files,
     file_info,
     read_timeseries,
     write_timeseries,
@@ -92,6 +108,7 @@ def test_residual_files_are_one_stream_across_the_cut(bilinear, first_run):
     for raw, residual in zip(files, residuals, strict=True):
         info = file_info(residual)
         assert info.attrs[SUBTRACTED_ATTRIBUTE] == "NOMAD"
+        assert info.attrs[SUBTRACTED_MODEL_ATTRIBUTE] == "nomad.h5"
         assert (info.t0, info.duration) == (
             file_info(raw).t0,
             file_info(raw).duration,
@@ -213,3 +230,153 @@ def test_command_line(first_run, tmp_path, capsys):
     assert "NOMAD residuals: 2 written, 0 kept" in capsys.readouterr().out
     assert (tmp_path / "classical.json").exists()
     assert (tmp_path / "nomad.h5").exists()
+
+
+class LinearNoise(torch.nn.Module):
+    """A fixed linear filter of the witnesses (DeepClean's part)."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(3)
+        self.conv = torch.nn.Conv1d(num_channels, 1, 9, padding=4)
+        with torch.no_grad():
+            self.conv.weight.copy_(
+                0.01 * torch.randn(self.conv.weight.shape, generator=generator)
+            )
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        return self.conv(witnesses)[:, 0]
+
+
+def _hybrid_model(path, classical: bytes | None):
+    config = CleaningConfig(
+        sample_rate=RATE,
+        bands=BANDS,
+        kernel_length=2.0,
+        inference_sampling_rate=1.0,
+    )
+    metadata = {
+        "strain_channel": STRAIN,
+        "witnesses": WITNESSES,
+        "sample_rate": RATE,
+        "cleaning": config.to_dict(),
+        "receptive_field": 9,
+        "subtracted": "NOMAD",
+    }
+    extra = {} if classical is None else {CLASSICAL_NAME: classical}
+    return save_exported_model(
+        LinearNoise(len(WITNESSES)), metadata, path, extra
+    )
+
+
+class TestHybridModel:
+    """A model trained on residuals carries NOMAD and cleans raw strain."""
+
+    def test_cleans_raw_files_with_nomad_as_the_engines_prior(
+        self, first_run, tmp_path
+    ):
+        files, output_dir, _ = first_run
+        model = _hybrid_model(
+            tmp_path / "model.pt", (output_dir / "nomad.h5").read_bytes()
+        )
+        start, end = T0 + 100, T0 + 356
+        summary = clean(
+            model,
+            files,
+            tmp_path / "cleaned",
+            start=start,
+            end=end,
+            file_length=256,
+            chunk_length=64,
+            progress=False,
+        )
+        assert summary.seconds_cleaned == 256
+        # the reference: one engine call over the whole span, NOMAD
+        # streamed from the first sample the cleaner read
+        module, metadata = load_exported_model(model)
+        engine = CleaningEngine(
+            module, window_config(metadata, None, None, None)
+        )
+        data_start, data_end = engine.required_span(start, start + 64)
+        data, t0, _ = contiguous_files(files)[0].read(
+            [STRAIN, *WITNESSES], data_start, end + 16
+        )
+        rows = np.stack([data[w] for w in WITNESSES]).astype(np.float32)
+        nomad = read_model(str(output_dir / "nomad.h5"))
+        prior = NomadStream(nomad, len(WITNESSES), RATE, BANDS).estimate(
+            data[STRAIN], rows
+        )
+        reference = engine.clean(
+            torch.from_numpy(data[STRAIN]),
+            torch.from_numpy(rows),
+            t0,
+            torch.from_numpy(prior),
+        )
+        lo = round((start - reference.t0) * RATE)
+        expected = reference.cleaned[lo : lo + round(256 * RATE)].numpy()
+        cleaned = read_cleaned(
+            tmp_path / "cleaned", f"{STRAIN}_DC", start, end
+        )
+        np.testing.assert_allclose(cleaned, expected, rtol=0, atol=1e-9)
+        # NOMAD's part is there: the in-band noise is below the
+        # residual files' (NOMAD alone) and far below the raw strain's
+        raw = read_timeseries(files[0], [STRAIN], start, T0 + CUT)[0][STRAIN]
+        assert np.std(cleaned[: raw.size]) < 0.9 * np.std(raw)
+
+    def test_residual_files_are_refused(self, first_run, tmp_path):
+        files, output_dir, _ = first_run
+        model = _hybrid_model(
+            tmp_path / "model.pt", (output_dir / "nomad.h5").read_bytes()
+        )
+        with pytest.raises(ValueError, match="expects raw strain"):
+            clean(model, [output_dir / files[0].name], tmp_path / "out")
+
+    @pytest.mark.parametrize(
+        ("classical", "message"),
+        [
+            (None, "carries no model of that"),
+            (b"not HDF5", "carries an unreadable NOMAD model"),
+        ],
+    )
+    def test_a_model_without_a_usable_classical_stage_is_refused(
+        self, tmp_path, classical, message
+    ):
+        model = _hybrid_model(tmp_path / "model.pt", classical)
+        with pytest.raises(ValueError, match=message):
+            clean(model, [tmp_path / "any.hdf5"], tmp_path / "out")
+
+
+def test_estimates_of_overlapping_pieces_and_bad_samples(bilinear, first_run):
+    """Pieces that overlap reuse what was streamed; a bad sample gets NaN
+    and NOMAD restarts after it, as a fresh stream would."""
+    nomad = read_model(str(first_run[1] / "nomad.h5"))
+    strain = bilinear["strain"][: round(64 * RATE)].copy()
+    witnesses = bilinear["witnesses"][:, : strain.size].copy()
+    whole = NomadStream(nomad, 4, RATE, BANDS).estimate(strain, witnesses)
+    estimates = NomadEstimates(nomad, 4, RATE, BANDS)
+    second = round(RATE)
+    first = estimates.over(
+        strain[: 20 * second], witnesses[:, : 20 * second], 0
+    )
+    overlapping = estimates.over(
+        strain[10 * second : 40 * second],
+        witnesses[:, 10 * second : 40 * second],
+        10 * second,
+    )
+    np.testing.assert_array_equal(first, whole[: 20 * second])
+    np.testing.assert_array_equal(
+        overlapping, whole[10 * second : 40 * second]
+    )
+    with pytest.raises(ValueError, match="does not continue"):
+        estimates.over(strain[:second], witnesses[:, :second], 0)
+    bad = 45 * second
+    witnesses[2, bad] = np.nan
+    rest = estimates.over(
+        strain[40 * second :], witnesses[:, 40 * second :], 40 * second
+    )
+    np.testing.assert_array_equal(rest[: 5 * second], whole[40 * second : bad])
+    assert np.isnan(rest[5 * second])
+    restarted = NomadStream(nomad, 4, RATE, BANDS).estimate(
+        strain[bad + 1 :], witnesses[:, bad + 1 :]
+    )
+    np.testing.assert_array_equal(rest[5 * second + 1 :], restarted)

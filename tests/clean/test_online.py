@@ -58,7 +58,12 @@ class LinearNoise(torch.nn.Module):
 
 
 def save_model(
-    path: Path, witnesses=WITNESSES, seed=3, subtracted=None, **config
+    path: Path,
+    witnesses=WITNESSES,
+    seed=3,
+    subtracted=None,
+    extra_files=None,
+    **config,
 ) -> Path:
     cleaning = CleaningConfig(
         sample_rate=SAMPLE_RATE,
@@ -77,7 +82,7 @@ def save_model(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_exported_model(
-        LinearNoise(len(witnesses), seed), metadata, path
+        LinearNoise(len(witnesses), seed), metadata, path, extra_files
     )
 
 
@@ -525,13 +530,16 @@ class TestBadInput:
         publish(other, tmp_path / "models")
         self.refused(ValueError, "PEM-EY_MAG_X_DQ", tmp_path, frames=frames)
 
-    def test_model_trained_after_a_classical_stage(self, frames, tmp_path):
+    def test_hybrid_model_without_its_classical_stage(self, frames, tmp_path):
         hybrid = save_model(
             tmp_path / "hybrid" / "model.pt", subtracted="NOMAD"
         )
         publish(hybrid, tmp_path / "models")
         self.refused(
-            ValueError, "has no classical stage", tmp_path, frames=frames
+            ValueError,
+            "carries no model of that classical stage",
+            tmp_path,
+            frames=frames,
         )
 
     def test_unwritable_output(self, frames, tmp_path):
@@ -572,3 +580,92 @@ def test_keep_log_file_and_summary(frames, tmp_path):
     summary = json.loads(summary_file.read_text())
     assert summary["first"] == FIRST and summary["last"] == LAST
     assert summary["frames"] == LAST - FIRST + 1
+
+
+def test_hybrid_model_runs_its_classical_stage_on_the_raw_frames(
+    bilinear, tmp_path
+):
+    """A hybrid model (NOMAD inside) cleans raw frames as the engine
+    cleans the stretch with NOMAD's estimate as prior, fed from the
+    first second the online cleaner reads."""
+    from nomad.model.format import write_model
+
+    from deepclean_clean.nomad import NomadSettings, NomadStream, fit_nomad
+    from deepclean_engine.exported import CLASSICAL_NAME
+
+    witnesses = [
+        "H1:ASC-CHARD_P_INMON",
+        "H1:PEM-CS_MAINSMON_EBAY_1_DQ",
+        "H1:ASC-DHARD_P_INMON",
+        "H1:ASC-MICH_Y_INMON",
+    ]
+    fit = round(256 * SAMPLE_RATE)
+    nomad = fit_nomad(
+        bilinear["witnesses"][:, :fit],
+        bilinear["strain"][:fit],
+        SAMPLE_RATE,
+        [(55.0, 65.0)],
+        mains_index=1,
+        settings=NomadSettings(fftlength=4.0, max_iterations=3000),
+    )
+    write_model(nomad, str(tmp_path / "nomad.h5"))
+    model = save_model(
+        tmp_path / "hybrid" / "model.pt",
+        witnesses=witnesses,
+        subtracted="NOMAD",
+        extra_files={CLASSICAL_NAME: (tmp_path / "nomad.h5").read_bytes()},
+    )
+    # the 48 s after the fit
+    start = T0 + 256
+    stretch = slice(fit, fit + round(DURATION * SAMPLE_RATE))
+    data = {STRAIN: bilinear["strain"][stretch]}
+    for row, name in enumerate(witnesses):
+        data[name] = bilinear["witnesses"][row, stretch].astype(np.float32)
+    data_file = write_timeseries(
+        tmp_path / f"deepclean-{start}-{DURATION}.hdf5",
+        data,
+        start,
+        SAMPLE_RATE,
+    )
+    replay(data_file, tmp_path / "frames", STRAIN, witnesses, progress=False)
+    publish(model, tmp_path / "models")
+    first, last = start + 8, start + 36
+    run_online(tmp_path, tmp_path / "frames", start=first, end=last)
+
+    # the online cleaner's engine (its default padding energy)
+    loaded = online_module.load_model(
+        tmp_path / "models",
+        STRAIN,
+        SAMPLE_RATE,
+        None,
+        "cpu",
+        None,
+        None,
+        0.9995,
+    )
+    begin = round((first - loaded.context_seconds() - start) * SAMPLE_RATE)
+    strain = data[STRAIN][begin:]
+    rows = np.stack([data[name][begin:] for name in witnesses])
+    stream = NomadStream(nomad, 4, SAMPLE_RATE, [(55.0, 65.0)])
+    prior = stream.estimate(strain, rows.astype(np.float64))
+    assert np.abs(prior).max() > 0
+    reference = loaded.engine.clean(
+        torch.from_numpy(strain),
+        torch.from_numpy(rows),
+        start + begin / SAMPLE_RATE,
+        torch.from_numpy(prior),
+    )
+    without = loaded.engine.clean(
+        torch.from_numpy(strain),
+        torch.from_numpy(rows),
+        start + begin / SAMPLE_RATE,
+    )
+    for frame, plain in zip(reference.frames(), without.frames(), strict=True):
+        gps = round(frame.t0)
+        if not first <= gps <= last:
+            continue
+        cleaned = output(tmp_path, gps)[f"{STRAIN}_DC"]
+        np.testing.assert_allclose(
+            cleaned, frame.cleaned.numpy(), rtol=0, atol=1e-9
+        )
+        assert np.abs(cleaned - plain.cleaned.numpy()).max() > 0.1

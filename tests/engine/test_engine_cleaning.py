@@ -385,3 +385,81 @@ class TestRobustness:
             engine.clean(strain, witnesses[:, :-1], GPS_START)
         with pytest.raises(ValueError, match="whole number of samples"):
             engine.clean(strain, witnesses, GPS_START + 1e-4)
+
+
+class ZeroModel(torch.nn.Module):
+    """Predicts no noise at all."""
+
+    def forward(self, witnesses: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(witnesses[:, 0])
+
+
+class TestPrior:
+    """Another method's noise estimate, band-passed with the prediction."""
+
+    def prior(self, strain: torch.Tensor) -> torch.Tensor:
+        """A made-up estimate: a share of the strain, delayed."""
+        return 0.3 * torch.roll(strain, 7)
+
+    @pytest.mark.parametrize("overrides", EDGE_HANDLING)
+    def test_prior_is_band_passed_with_the_prediction(
+        self, overrides: dict
+    ) -> None:
+        strain, witnesses, _ = simulate(20.0)
+        config = make_config(**overrides)
+        model = ConvModel(2).eval()
+        prior = self.prior(strain)
+        both = CleaningEngine(model, config).clean(
+            strain, witnesses, GPS_START, prior
+        )
+        alone = CleaningEngine(model, config).clean(
+            strain, witnesses, GPS_START
+        )
+        only_prior = CleaningEngine(ZeroModel(), config).clean(
+            strain, witnesses, GPS_START, prior
+        )
+        assert float(only_prior.noise.abs().max()) > 0
+        torch.testing.assert_close(both.noise, alone.noise + only_prior.noise)
+        torch.testing.assert_close(both.cleaned, both.raw - both.noise)
+
+    @pytest.mark.parametrize("overrides", EDGE_HANDLING)
+    def test_streaming_with_a_prior_equals_offline(
+        self, overrides: dict
+    ) -> None:
+        strain, witnesses, _ = simulate(20.0)
+        engine = CleaningEngine(ConvModel(2).eval(), make_config(**overrides))
+        prior = self.prior(strain)
+        offline = engine.clean(strain, witnesses, GPS_START, prior)
+        cleaner = engine.stream()
+        size = int(SAMPLE_RATE)
+        emitted = []
+        for start in range(0, strain.shape[0], size):
+            segment = cleaner.push(
+                strain[start : start + size],
+                witnesses[:, start : start + size],
+                GPS_START + start / SAMPLE_RATE,
+                prior[start : start + size],
+            )
+            if segment is not None:
+                emitted.extend(segment.frames())
+        streamed = torch.cat([frame.noise for frame in emitted])
+        scale = float(offline.noise.abs().max())
+        torch.testing.assert_close(
+            streamed, offline.noise, rtol=0, atol=1e-6 * scale
+        )
+
+    def test_bad_priors(self) -> None:
+        strain, witnesses, _ = simulate(8.0)
+        engine = CleaningEngine(ConvModel(2).eval(), make_config())
+        with pytest.raises(ValueError, match="prior must have the strain"):
+            engine.clean(strain, witnesses, GPS_START, strain[:-1])
+        cleaner = engine.stream()
+        size = int(SAMPLE_RATE)
+        cleaner.push(strain[:size], witnesses[:, :size], GPS_START)
+        with pytest.raises(ValueError, match="with every chunk"):
+            cleaner.push(
+                strain[size : 2 * size],
+                witnesses[:, size : 2 * size],
+                GPS_START + 1,
+                strain[size : 2 * size],
+            )

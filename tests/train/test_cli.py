@@ -26,8 +26,12 @@ from deepclean_engine import (
     asd_ratio,
     load_exported_model,
 )
+from deepclean_engine.exported import CLASSICAL_NAME, read_extra_file
 from deepclean_io import read_timeseries, write_timeseries
-from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE
+from deepclean_io.hdf5 import (
+    SUBTRACTED_ATTRIBUTE,
+    SUBTRACTED_MODEL_ATTRIBUTE,
+)
 from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
@@ -602,19 +606,21 @@ def test_ensemble_size_below_one_is_refused(tmp_path: Path) -> None:
         )
 
 
-def test_model_trained_on_a_residual_cleans_only_residuals(
-    toy, data_file: Path, tmp_path: Path
+def test_model_trained_on_a_residual_carries_its_classical_stage(
+    toy, tmp_path: Path
 ) -> None:
-    """The strain's classical stage goes into the metadata, and the
-    offline cleaner refuses the other kind of data."""
-    from deepclean_clean.clean import clean
-
+    """The strain's classical stage goes into the metadata and the
+    model (which cleans raw strain, running that stage itself)."""
+    (tmp_path / "nomad.h5").write_bytes(b"NOMAD's model")
     residual = write_timeseries(
         tmp_path / "residual.hdf5",
         toy.channels(),
         toy.t0,
         toy.sample_rate,
-        attrs={SUBTRACTED_ATTRIBUTE: "NOMAD"},
+        attrs={
+            SUBTRACTED_ATTRIBUTE: "NOMAD",
+            SUBTRACTED_MODEL_ATTRIBUTE: "nomad.h5",
+        },
     )
     output_dir = tmp_path / "trained"
     main(
@@ -623,19 +629,6 @@ def test_model_trained_on_a_residual_cleans_only_residuals(
     )
     _, metadata = load_exported_model(output_dir / "model.pt")
     assert metadata["subtracted"] == "NOMAD"
-    with pytest.raises(ValueError, match="holds raw strain, but the model"):
-        clean(output_dir / "model.pt", [data_file], tmp_path / "raw")
-    with pytest.raises(ValueError, match="--write_raw would write"):
-        clean(
-            output_dir / "model.pt",
-            [residual],
-            tmp_path / "cleaned",
-            write_raw=True,
-        )
-    summary = clean(
-        output_dir / "model.pt",
-        [residual],
-        tmp_path / "cleaned",
-        progress=False,
-    )
-    assert summary.files
+    # the classical stage travels inside the model, for the online cleaner
+    classical = read_extra_file(output_dir / "model.pt", CLASSICAL_NAME)
+    assert classical == b"NOMAD's model"

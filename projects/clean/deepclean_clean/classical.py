@@ -5,14 +5,16 @@
 file through it and writes, for each, a residual file in gwpy's HDF5
 layout: the same GPS span, the strain channel with NOMAD's band-passed
 noise estimate subtracted, and the witnesses unchanged. DeepClean then
-trains on, and cleans, these files as it would raw data, so its output
-is ``raw - bandpass(NOMAD estimate) - bandpass(DeepClean prediction)``.
+trains on these files as it would on raw data.
 
-Residual files carry the root attribute
-:data:`deepclean_io.hdf5.SUBTRACTED_ATTRIBUTE` (``"NOMAD"``); a model
-trained on them records it in its metadata, and the offline cleaner
-refuses to apply such a model to raw strain or a raw-strain model to
-residuals.
+Residual files carry the root attributes
+:data:`deepclean_io.hdf5.SUBTRACTED_ATTRIBUTE` (``"NOMAD"``) and
+:data:`~deepclean_io.hdf5.SUBTRACTED_MODEL_ATTRIBUTE` (``nomad.h5``, the
+fitted model beside them). A model trained on them records the first in
+its metadata (``subtracted``) and carries the fitted model inside
+``model.pt`` (:func:`embedded_nomad`): it cleans raw strain, offline and
+online, with NOMAD's estimate as the cleaning engine's prior, so the
+output is ``raw - bandpass(NOMAD estimate + DeepClean prediction)``.
 
 Back-to-back files are one stream: NOMAD's filter state and the
 zero-phase band-pass carry across their boundaries, so cutting a segment
@@ -41,6 +43,8 @@ from deepclean_clean.nomad import NomadSettings
 
 # What the residual files' strain has had subtracted.
 METHOD = "NOMAD"
+# NOMAD's fitted model beside the residual files (NOMAD's HDF5 format).
+MODEL_NAME = "nomad.h5"
 # Root attribute of a residual file: the fingerprint of what made it.
 FINGERPRINT_ATTRIBUTE = "deepclean_subtracted_fingerprint"
 # Seconds of data read and streamed at once (bounds memory).
@@ -82,6 +86,32 @@ class ClassicalSummary:
             f"{len(self.reused_files)} kept; in-band ASD ratio residual / "
             f"raw: {ratios or 'none written'}"
         )
+
+
+def embedded_nomad(model_path: Path):
+    """The NOMAD model a hybrid ``model.pt`` carries (stored by
+    ``deepclean-train fit`` from the residual files it trained on), or
+    None when it carries none."""
+    import tempfile
+
+    from nomad.model.format import read_model
+
+    from deepclean_engine.exported import CLASSICAL_NAME, read_extra_file
+
+    content = read_extra_file(model_path, CLASSICAL_NAME)
+    if content is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / MODEL_NAME
+        path.write_bytes(content)
+        try:
+            return read_model(str(path))
+        except (OSError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"{model_path} carries an unreadable {METHOD} model "
+                f"({error}); retrain it from the classical stage's residual "
+                "files"
+            ) from error
 
 
 def _fingerprint(settings: dict) -> str:
@@ -144,7 +174,11 @@ def subtract_classical(
         remove_stale_partials,
         write_json_atomic,
     )
-    from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE, file_info
+    from deepclean_io.hdf5 import (
+        SUBTRACTED_ATTRIBUTE,
+        SUBTRACTED_MODEL_ATTRIBUTE,
+        file_info,
+    )
 
     began = time.perf_counter()
     output_dir = Path(output_dir)
@@ -193,7 +227,10 @@ def subtract_classical(
         if not target.exists():
             return False
         attrs = file_info(target).attrs
-        return attrs.get(FINGERPRINT_ATTRIBUTE) == fingerprint(path)
+        return (
+            attrs.get(FINGERPRINT_ATTRIBUTE) == fingerprint(path)
+            and attrs.get(SUBTRACTED_MODEL_ATTRIBUTE) == MODEL_NAME
+        )
 
     pending = [
         segment
@@ -220,7 +257,7 @@ def subtract_classical(
             nomad,
         )
         del data
-        with atomic_output(output_dir / "nomad.h5") as temporary:
+        with atomic_output(output_dir / MODEL_NAME) as temporary:
             write_model(model, str(temporary))
         result.fit_seconds = time.perf_counter() - fitted
         bar = tqdm(
@@ -242,6 +279,7 @@ def subtract_classical(
                     residual,
                     {
                         SUBTRACTED_ATTRIBUTE: METHOD,
+                        SUBTRACTED_MODEL_ATTRIBUTE: MODEL_NAME,
                         FINGERPRINT_ATTRIBUTE: fingerprint(path),
                     },
                 )

@@ -428,12 +428,15 @@ def _clean_span(
     end: float,
     chunk_length: float,
     advance: Callable[[float], object],
+    classical: Any = None,
 ) -> tuple[dict[str, np.ndarray], list[list]]:
     """Clean ``[start, end)`` of one segment in chunks.
 
     Each chunk reads the context the engine needs around it
     (:meth:`~deepclean_engine.CleaningEngine.required_span`), across the
-    boundaries of the segment's files.
+    boundaries of the segment's files. A hybrid model's classical stage
+    runs as one stream from the first chunk's first sample on, and its
+    estimate is the engine's prior.
 
     Args:
         engine: the cleaning engine.
@@ -444,12 +447,15 @@ def _clean_span(
         end: GPS end, s, on the frame grid.
         chunk_length: seconds per engine call.
         advance: called with the seconds done after each chunk.
+        classical: the NOMAD model of a hybrid model, or None.
 
     Returns:
         ``cleaned``, ``noise`` and ``raw`` strain ``(time,)`` over the span,
         and ``[gps, reason]`` of each flagged frame.
     """
     import torch
+
+    from deepclean_clean.nomad import NomadEstimates
 
     rate = engine.config.sample_rate
     pieces: dict[str, list[np.ndarray]] = {
@@ -458,6 +464,13 @@ def _clean_span(
         "raw": [],
     }
     flagged: list[list] = []
+    estimates = (
+        None
+        if classical is None
+        else NomadEstimates(
+            classical, len(witnesses), rate, engine.config.bands
+        )
+    )
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + chunk_length, end)
@@ -467,12 +480,17 @@ def _clean_span(
         )
         # one pass each: no copy of float64 strain, witnesses converted
         # while stacked
+        strain = np.asarray(data[strain_channel], np.float64)
+        rows = np.stack([data[w] for w in witnesses], dtype=np.float32)
+        prior = (
+            None
+            if estimates is None
+            else torch.from_numpy(
+                estimates.over(strain, rows, round(t0 * rate))
+            )
+        )
         cleaned = engine.clean(
-            torch.from_numpy(np.asarray(data[strain_channel], np.float64)),
-            torch.from_numpy(
-                np.stack([data[w] for w in witnesses], dtype=np.float32)
-            ),
-            t0,
+            torch.from_numpy(strain), torch.from_numpy(rows), t0, prior
         )
         lo = round((chunk_start - cleaned.t0) * rate)
         hi = round((chunk_end - cleaned.t0) * rate)
@@ -493,6 +511,30 @@ def _clean_span(
         chunk_start = chunk_end
     series = {key: np.concatenate(values) for key, values in pieces.items()}
     return series, flagged
+
+
+def classical_stage(model: Path, metadata: dict[str, Any]) -> Any:
+    """The NOMAD model a hybrid model carries; None for a model trained
+    on raw strain.
+
+    Raises:
+        ValueError: a model trained after a classical stage that it does
+            not carry.
+    """
+    subtracted = metadata.get("subtracted")
+    if subtracted is None:
+        return None
+    from deepclean_clean.classical import METHOD, embedded_nomad
+
+    classical = embedded_nomad(model) if subtracted == METHOD else None
+    if classical is None:
+        raise ValueError(
+            f"{model} was trained on strain with {subtracted}'s estimate "
+            "subtracted but carries no model of that classical stage to run "
+            "on the raw strain; retrain it from the classical stage's "
+            "residual files"
+        )
+    return classical
 
 
 def window_config(
@@ -717,22 +759,14 @@ def clean(
         max(1, round(chunk_length / config.frame_length)) * config.frame_length
     )
 
-    subtracted = metadata.get("subtracted")
-    if write_raw and subtracted is not None:
-        raise ValueError(
-            f"--write_raw would write the strain this model cleans, from "
-            f"which {subtracted}'s estimate was subtracted, under the raw "
-            "strain's name; read the raw strain from the fetched files "
-            "instead"
-        )
+    classical = classical_stage(model, metadata)
     segments = data_segments(
         data_files,
         channels,
         "the model",
-        subtracted,
-        "clean the kind of data the model was trained on (a hybrid model "
-        "cleans the classical stage's residual files, deepclean-clean "
-        "classical)",
+        None,
+        "pass the fetched files (a hybrid model runs its classical stage "
+        "itself)",
         config.sample_rate,
     )
     start = segments[0].t0 if start is None else start
@@ -808,6 +842,7 @@ def clean(
             group[-1][1][1],
             chunk_length,
             bar.update,
+            classical,
         )
         suffixed = f"{strain_channel}{channel_suffix}"
         outputs = {suffixed: "cleaned"}

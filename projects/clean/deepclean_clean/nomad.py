@@ -309,6 +309,93 @@ class NomadStream:
         return strain - np.concatenate(cleaned)
 
 
+class NomadEstimates:
+    """NOMAD's estimate of a stretch read piece by piece, in order.
+
+    The pieces may overlap (offline chunks read context on both sides) or
+    follow each other (online seconds): NOMAD streams every sample once,
+    from the first piece's start, and the estimate of samples already
+    streamed is reused. Samples whose strain or witnesses are not finite
+    get NaN (NOMAD's filters would carry them on forever); the filters
+    restart with zero state after them.
+
+    Args:
+        model, num_witnesses, sample_rate, bands: as
+            :class:`NomadStream` (whose default stride it uses).
+    """
+
+    def __init__(
+        self, model, num_witnesses: int, sample_rate: float, bands
+    ) -> None:
+        self._new_stream = lambda: NomadStream(
+            model, num_witnesses, sample_rate, bands
+        )
+        self.stream: NomadStream | None = self._new_stream()
+        self.hold = self.stream.hold
+        self.start: int | None = None
+        self.kept = np.zeros(0)
+
+    def over(
+        self, strain: np.ndarray, witnesses: np.ndarray, first: int
+    ) -> np.ndarray:
+        """The estimate over one piece.
+
+        Args:
+            strain: Strain, shape ``(time,)``.
+            witnesses: Witnesses, ``(channels, time)``.
+            first: Absolute sample index of the piece's first sample; at
+                or after the previous piece's first sample, and at or
+                before the end of the samples streamed so far.
+
+        Returns:
+            NOMAD's estimate, ``(time,)``, not band-passed.
+        """
+        if self.start is None:
+            self.start = first
+        streamed = self.start + self.kept.size
+        if not self.start <= first <= streamed:
+            raise ValueError(
+                f"a piece starting at sample {first} does not continue the "
+                f"stretch streamed so far, [{self.start}, {streamed})"
+            )
+        fresh = streamed - first
+        if fresh < strain.size:
+            self.kept = np.concatenate(
+                [
+                    self.kept,
+                    self._estimate(strain[fresh:], witnesses[:, fresh:]),
+                ]
+            )
+        self.kept = self.kept[first - self.start :]
+        self.start = first
+        return self.kept[: strain.size].copy()
+
+    def _estimate(
+        self, strain: np.ndarray, witnesses: np.ndarray
+    ) -> np.ndarray:
+        """Stream new samples, NaN (and a restart) where not finite."""
+        if strain.size % self.hold:
+            raise ValueError(
+                f"{strain.size} new samples are not whole samples of "
+                f"NOMAD's model rate ({self.hold} data samples each)"
+            )
+        good = np.isfinite(strain) & np.isfinite(witnesses).all(axis=0)
+        # whole samples of NOMAD's model rate: a block with one bad
+        # sample is bad
+        good = good.reshape(-1, self.hold).all(axis=1).repeat(self.hold)
+        estimate = np.full(strain.size, np.nan)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], good, [0]])))
+        for begin, end in zip(edges[::2], edges[1::2], strict=True):
+            if begin > 0 or self.stream is None:
+                self.stream = self._new_stream()
+            estimate[begin:end] = self.stream.estimate(
+                strain[begin:end], witnesses[:, begin:end]
+            )
+        if not good[-1]:
+            self.stream = None
+        return estimate
+
+
 def apply_nomad(
     model,
     witnesses: np.ndarray,

@@ -53,6 +53,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 if TYPE_CHECKING:
+    import torch
+
     from deepclean_engine import CleanedSegment, CleaningEngine, FrameCleaner
 
 logger = logging.getLogger("deepclean_clean.online")
@@ -336,12 +338,16 @@ class LoadedModel:
         metadata: its metadata (``model.json``).
         engine: the cleaning engine around it.
         cleaner: its streaming cleaner.
+        classical: a hybrid model's classical stage (NOMAD's estimates
+            from the model it carries), which the engine subtracts with
+            the prediction; None for a model trained on raw strain.
     """
 
     version: Any
     metadata: dict[str, Any]
     engine: CleaningEngine
     cleaner: FrameCleaner
+    classical: Any = None
 
     @property
     def witnesses(self) -> list[str]:
@@ -352,6 +358,21 @@ class LoadedModel:
         needs."""
         start, _ = self.engine.required_span(0.0, float(FRAME_LENGTH))
         return math.ceil(-start - 1e-9)
+
+    def prior(self, second: InputSecond) -> torch.Tensor | None:
+        """The classical stage's noise estimate of one input second, for
+        a hybrid model (None otherwise; NaN where the second's data are
+        not finite)."""
+        import torch
+
+        if self.classical is None:
+            return None
+        rate = self.engine.config.sample_rate
+        return torch.from_numpy(
+            self.classical.over(
+                second.strain, second.witnesses, round(second.gps * rate)
+            )
+        )
 
 
 def load_model(
@@ -382,13 +403,14 @@ def load_model(
     Raises:
         ValueError: the model does not load, was trained on another
             strain channel, sample rate, on channels the frames lack or
-            after a classical stage,
+            after a classical stage it does not carry,
             its bands reach the Nyquist frequency, or its prediction of a
             test window is not finite.
     """
     import torch
 
-    from deepclean_clean.clean import window_config
+    from deepclean_clean.clean import classical_stage, window_config
+    from deepclean_clean.nomad import NomadEstimates
     from deepclean_engine import CleaningEngine, load_exported_model
     from deepclean_engine.exported import published_model
 
@@ -415,13 +437,11 @@ def load_model(
         absent = sorted(set(metadata["witnesses"]) - available)
         if absent:
             problems.append(f"the frames lack its witnesses {absent}")
-    if metadata.get("subtracted") is not None:
-        problems.append(
-            f"it was trained on strain with {metadata['subtracted']}'s "
-            "estimate subtracted (a hybrid model), and the online cleaner "
-            "has no classical stage: live frames hold raw strain; publish "
-            "a model trained on raw strain"
-        )
+    try:
+        classical = classical_stage(path, metadata)
+    except ValueError as error:
+        classical = None
+        problems.append(str(error))
     if problems:
         raise ValueError(
             f"model version {metadata.get('version')} in {model_dir}: "
@@ -449,6 +469,14 @@ def load_model(
         metadata=metadata,
         engine=engine,
         cleaner=engine.stream(),
+        classical=None
+        if classical is None
+        else NomadEstimates(
+            classical,
+            len(metadata["witnesses"]),
+            config.sample_rate,
+            config.bands,
+        ),
     )
 
 
@@ -585,6 +613,7 @@ class OnlineCleaner:
             torch.from_numpy(second.strain),
             torch.from_numpy(second.witnesses),
             float(second.gps),
+            self.model.prior(second),
         )
         compute = time.perf_counter() - began
         if segment is None:

@@ -319,6 +319,7 @@ class DeepCleanCLI(LightningCLI):
                 data.train_span,
                 data.valid_span,
                 data.subtracted,
+                data.classical_model,
             )
         for logger in wandb_loggers:
             logger.experiment.finish()

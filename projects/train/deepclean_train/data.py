@@ -40,6 +40,7 @@ from deepclean_engine.config import whole_samples
 from deepclean_engine.resampling import decimate_rows, resampling_factor
 from deepclean_io.hdf5 import (
     SUBTRACTED_ATTRIBUTE,
+    SUBTRACTED_MODEL_ATTRIBUTE,
     ContiguousFiles,
     contiguous_files,
     strain_description,
@@ -207,6 +208,8 @@ class DeepCleanDataModule(pl.LightningDataModule):
         # what the files' strain already has subtracted (a classical
         # stage's residual files), known once the files are checked
         self.subtracted: str | None = None
+        # that method's fitted model file, named by the files
+        self.classical_model: Path | None = None
         self.strain_channel = strain_channel
         self.witnesses = list(witnesses)
         self.sample_rate = float(sample_rate)
@@ -334,6 +337,18 @@ class DeepCleanDataModule(pl.LightningDataModule):
                 "train on files of one kind"
             )
         self.subtracted = marks.pop()
+        models = {
+            path.parent / info.attrs[SUBTRACTED_MODEL_ATTRIBUTE]
+            for path, info in zip(segment.files, segment.infos, strict=True)
+            if SUBTRACTED_MODEL_ATTRIBUTE in info.attrs
+        }
+        if len(models) > 1:
+            raise ValueError(
+                f"{self._source()} were made by {len(models)} fits of "
+                f"{self.subtracted} ({', '.join(map(str, sorted(models)))}); "
+                "train on the residual files of one classical run"
+            )
+        self.classical_model = models.pop() if models else None
         bounds = self.span_bounds(segment.t0)
         needed = max(end for _, end in bounds.values()) - segment.t0
         duration = segment.end - segment.t0

@@ -22,6 +22,7 @@ from deepclean_engine import (
     load_exported_model,
     save_exported_model,
 )
+from deepclean_engine.exported import CLASSICAL_NAME
 from deepclean_train.architectures import architecture_name, receptive_field
 from deepclean_train.predictor import NoisePredictor, line_index
 
@@ -93,6 +94,7 @@ def export_model(
     train_span: tuple[float, float],
     valid_span: tuple[float, float] | None = None,
     subtracted: str | None = None,
+    classical_model: Path | None = None,
 ) -> Path:
     """Write ``{output_dir}/model.pt`` and ``{output_dir}/model.json``.
 
@@ -107,14 +109,23 @@ def export_model(
         valid_span: GPS ``(start, end)`` of the validation data, s.
         subtracted: what the training strain had subtracted
             (:func:`model_metadata`).
+        classical_model: that method's fitted model file, stored inside
+            ``model.pt`` (:data:`~deepclean_engine.exported.CLASSICAL_NAME`)
+            so that the online cleaner can run the classical stage too.
 
     Returns:
         Path of ``model.pt``.
     """
+    extra_files = (
+        {}
+        if classical_model is None
+        else {CLASSICAL_NAME: Path(classical_model).read_bytes()}
+    )
     return save_exported_model(
         model.predictor,
         model_metadata(model, train_span, valid_span, subtracted),
         Path(output_dir) / MODEL_NAME,
+        extra_files,
     )
 
 

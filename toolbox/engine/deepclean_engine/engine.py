@@ -16,6 +16,11 @@ the data around it, never on where processing started:
   of padding on both sides is band-passed (zero phase), cropped to the
   frame and subtracted from the raw strain.
 
+A *prior* noise estimate from another method (the hybrid's classical
+stage, e.g. NOMAD's), given for the same samples as the strain, is added
+to the stitched prediction before the band-pass: each frame then
+subtracts ``bandpass(prediction + prior)``.
+
 A frame whose band-passed noise is not finite (NaN witnesses, say) or
 whose raw strain is not finite passes the raw strain through, has zero
 noise and is flagged; the caller tells the two apart from ``raw``.
@@ -189,7 +194,11 @@ class CleaningEngine:
         )
 
     def clean(
-        self, strain: torch.Tensor, witnesses: torch.Tensor, t0: float
+        self,
+        strain: torch.Tensor,
+        witnesses: torch.Tensor,
+        t0: float,
+        prior: torch.Tensor | None = None,
     ) -> CleanedSegment:
         """Clean a contiguous span in one pass.
 
@@ -204,6 +213,9 @@ class CleaningEngine:
             witnesses: witnesses, shape ``(channels, time)``, same
                 samples as ``strain``.
             t0: GPS time of the first sample, s.
+            prior: noise already estimated by another method, strain
+                units, shape ``(time,)``, same samples as ``strain``;
+                added to the prediction before the band-pass.
 
         Returns:
             The cleaned frames.
@@ -213,6 +225,7 @@ class CleaningEngine:
                 frame.
         """
         strain, witnesses = self._check_inputs(strain, witnesses)
+        prior = self._check_prior(prior, strain)
         config = self.config
         start = self.sample_index(t0)
         stride, kernel = config.stride_size, config.kernel_size
@@ -227,6 +240,8 @@ class CleaningEngine:
             noise, noise_start = self._stitch(
                 predictions.to(strain.dtype), first_window
             )
+            if prior is not None:
+                noise = _add_prior(noise, noise_start, prior, start)
             first_frame = _ceil_div(
                 noise_start + config.pad_size, config.frame_size
             )
@@ -264,6 +279,18 @@ class CleaningEngine:
             raise TypeError(f"strain must be floating point: {strain.dtype}")
         device = strain.device if self.device is None else self.device
         return strain.to(device), witnesses.to(device)
+
+    def _check_prior(
+        self, prior: torch.Tensor | None, strain: torch.Tensor
+    ) -> torch.Tensor | None:
+        if prior is None:
+            return None
+        if prior.shape != strain.shape:
+            raise ValueError(
+                f"prior must have the strain's shape {tuple(strain.shape)}, "
+                f"got {tuple(prior.shape)}"
+            )
+        return prior.to(strain.device, strain.dtype)
 
     def _predict(
         self, witnesses: torch.Tensor, offset: int, num_windows: int
@@ -376,6 +403,21 @@ class CleaningEngine:
         )
 
 
+def _add_prior(
+    noise: torch.Tensor, noise_start: int, prior: torch.Tensor, start: int
+) -> torch.Tensor:
+    """``noise`` plus the samples of ``prior`` (which starts at absolute
+    sample ``start`` and covers every sample of ``noise``)."""
+    offset = noise_start - start
+    if offset < 0 or offset + noise.shape[-1] > prior.shape[-1]:
+        raise ValueError(
+            f"the prior covers samples [{start}, {start + prior.shape[-1]})"
+            f" but the noise needs [{noise_start}, "
+            f"{noise_start + noise.shape[-1]})"
+        )
+    return noise + prior[offset : offset + noise.shape[-1]]
+
+
 class FrameCleaner:
     """Streaming cleaner: push contiguous chunks, get cleaned frames.
 
@@ -406,13 +448,19 @@ class FrameCleaner:
         self._witness_start = 0
         self._strain = torch.empty(0)
         self._strain_start = 0
+        self._prior: torch.Tensor | None = None
+        self._prior_start = 0
         self._predictions = torch.empty(0)
         self._first_window = 0
         self._next_window = 0
         self._next_frame = 0
 
     def push(
-        self, strain: torch.Tensor, witnesses: torch.Tensor, t0: float
+        self,
+        strain: torch.Tensor,
+        witnesses: torch.Tensor,
+        t0: float,
+        prior: torch.Tensor | None = None,
     ) -> CleanedSegment | None:
         """Add a chunk and clean every frame that has become possible.
 
@@ -421,16 +469,28 @@ class FrameCleaner:
             witnesses: witnesses, shape ``(channels, time)``.
             t0: GPS time of the chunk's first sample; must follow the
                 previous chunk without gap or overlap.
+            prior: another method's noise estimate of the chunk, shape
+                ``(time,)`` (see :meth:`CleaningEngine.clean`); given
+                with every chunk of a stream or with none.
 
         Returns:
             The newly cleaned frames, or ``None`` while waiting for data.
         """
         engine, config = self.engine, self.engine.config
         strain, witnesses = engine._check_inputs(strain, witnesses)
+        prior = engine._check_prior(prior, strain)
         start = engine.sample_index(t0)
         stride, kernel = config.stride_size, config.kernel_size
+        if self._next_sample is not None and (prior is None) != (
+            self._prior is None
+        ):
+            raise ValueError(
+                "give a prior with every chunk of a stream or with none; "
+                "call reset() to start a new stretch"
+            )
         if self._next_sample is None:
             self._start(strain, witnesses, start)
+            self._prior, self._prior_start = prior, start
         elif start != self._next_sample:
             raise ValueError(
                 f"expected a chunk starting at GPS "
@@ -441,6 +501,8 @@ class FrameCleaner:
         else:
             self._witnesses = torch.cat([self._witnesses, witnesses], dim=-1)
             self._strain = torch.cat([self._strain, strain])
+            if prior is not None:
+                self._prior = torch.cat([self._prior, prior])
         self._next_sample = start + strain.shape[-1]
 
         last_window = (self._next_sample - kernel) // stride
@@ -464,6 +526,10 @@ class FrameCleaner:
         noise, noise_start = engine._stitch(
             self._predictions, self._first_window
         )
+        if self._prior is not None:
+            noise = _add_prior(
+                noise, noise_start, self._prior, self._prior_start
+            )
         segment = engine._clean_frames(
             noise,
             noise_start,
@@ -507,6 +573,11 @@ class FrameCleaner:
         drop = max(0, frame_start - self._strain_start)
         self._strain = self._strain[drop:]
         self._strain_start += drop
+        if self._prior is not None:
+            noise_start = (self._first_window - 1) * stride + last
+            drop = max(0, noise_start - self._prior_start)
+            self._prior = self._prior[drop:]
+            self._prior_start += drop
 
 
 def load_cleaning_engine(

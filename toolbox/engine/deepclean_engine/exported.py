@@ -38,12 +38,18 @@ MODEL_JSON_NAME = "model.json"
 """Its metadata beside it; in a model folder, the publication record."""
 METADATA_NAME = "metadata.json"
 """The metadata's name inside ``model.pt``."""
+CLASSICAL_NAME = "classical.h5"
+"""A hybrid model's classical stage inside ``model.pt`` (NOMAD's model
+file, when the metadata's ``subtracted`` is ``"NOMAD"``)."""
 PUBLICATION_KEYS = ("version", "published", "sha256", "source")
 """What a publication adds to the model's metadata in ``model.json``."""
 
 
 def save_exported_model(
-    module: torch.nn.Module, metadata: dict[str, Any], path: str | Path
+    module: torch.nn.Module,
+    metadata: dict[str, Any],
+    path: str | Path,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
     """Script ``module`` in eval mode and save it with its metadata.
 
@@ -54,6 +60,9 @@ def save_exported_model(
         metadata: JSON-serialisable metadata (see the module docstring).
         path: destination ``model.pt``; ``model.json`` beside it receives
             the metadata too, for people and tools that do not load torch.
+        extra_files: further files stored inside ``model.pt`` by name
+            (e.g. :data:`CLASSICAL_NAME`), read back with
+            :func:`read_extra_file`.
 
     Returns:
         ``path``.
@@ -65,9 +74,21 @@ def save_exported_model(
     write_text_atomic(path.with_suffix(".json"), text + "\n")
     with atomic_output(path) as partial:
         torch.jit.save(
-            scripted, str(partial), _extra_files={METADATA_NAME: text}
+            scripted,
+            str(partial),
+            _extra_files={**(extra_files or {}), METADATA_NAME: text},
         )
     return path
+
+
+def read_extra_file(path: str | Path, name: str) -> bytes | None:
+    """A file stored inside an exported ``model.pt`` by
+    :func:`save_exported_model`; None when it holds none of that name."""
+    with zipfile.ZipFile(path) as archive:
+        for entry in archive.namelist():
+            if entry.split("/")[-2:] == ["extra", name]:
+                return archive.read(entry)
+    return None
 
 
 def _not_a_model(path: Path) -> str | None:

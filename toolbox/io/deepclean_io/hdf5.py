@@ -54,6 +54,9 @@ _GRID_TOLERANCE = 0.01
 # Root attribute naming the method whose noise estimate the file's strain
 # channel already has subtracted (e.g. "NOMAD"); absent for raw strain.
 SUBTRACTED_ATTRIBUTE = "deepclean_subtracted"
+# Root attribute naming that method's fitted model file, in the file's
+# own folder (e.g. "nomad.h5").
+SUBTRACTED_MODEL_ATTRIBUTE = "deepclean_subtracted_model"
 _REFETCH = (
     "delete it and re-run Fetch (deepclean-data fetch), which rewrites it"
 )

@@ -675,7 +675,9 @@ def clean(
     """Clean ``[start, end)`` of data files with an exported model.
 
     Args:
-        model: exported ``model.pt`` (from ``deepclean-train``).
+        model: exported ``model.pt`` (from ``deepclean-train``); a hybrid
+            model (trained on a classical stage's residual files) runs
+            the NOMAD it carries and subtracts both estimates.
         data_files: HDF5 files in gwpy's layout holding the model's strain
             and witness channels; back-to-back files are one segment,
             overlapping files are refused.
@@ -719,9 +721,12 @@ def clean(
     Raises:
         ValueError: model channels missing from a file, a sample rate
             that differs from the model's, overlapping or unreadable data
-            files, a span outside the files, a file length that is not a
-            whole number of frames, or existing output frames written by
-            another model or settings (without ``overwrite``).
+            files, a classical stage's residual files (every model cleans
+            raw strain; a hybrid model runs the NOMAD it carries), a
+            hybrid model without a usable classical stage, a span outside
+            the files, a file length that is not a whole number of
+            frames, or existing output frames written by another model or
+            settings (without ``overwrite``).
         PermissionError: the output directory is not writable.
     """
     from tqdm.auto import tqdm

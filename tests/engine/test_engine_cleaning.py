@@ -90,6 +90,30 @@ def crop(reference: np.ndarray, segment: CleanedSegment) -> np.ndarray:
     return reference[start : start + segment.cleaned.shape[0]]
 
 
+def stream_chunks(
+    engine: CleaningEngine,
+    strain: torch.Tensor,
+    witnesses: torch.Tensor,
+    t0: float,
+    chunk: float,
+    prior: torch.Tensor | None = None,
+) -> list[CleanedSegment]:
+    """Every frame a stream emits, fed ``chunk`` s at a time."""
+    cleaner = engine.stream()
+    size = int(chunk * SAMPLE_RATE)
+    emitted = []
+    for start in range(0, strain.shape[0], size):
+        segment = cleaner.push(
+            strain[start : start + size],
+            witnesses[:, start : start + size],
+            t0 + start / SAMPLE_RATE,
+            None if prior is None else prior[start : start + size],
+        )
+        if segment is not None:
+            emitted.extend(segment.frames())
+    return emitted
+
+
 class TestStitching:
     @pytest.mark.parametrize(
         "overrides",
@@ -234,17 +258,7 @@ class TestStreaming:
         t0 = GPS_START + offset
         offline = engine.clean(strain, witnesses, t0)
 
-        cleaner = engine.stream()
-        size = int(chunk * SAMPLE_RATE)
-        emitted = []
-        for start in range(0, strain.shape[0], size):
-            segment = cleaner.push(
-                strain[start : start + size],
-                witnesses[:, start : start + size],
-                t0 + start / SAMPLE_RATE,
-            )
-            if segment is not None:
-                emitted.extend(segment.frames())
+        emitted = stream_chunks(engine, strain, witnesses, t0, chunk)
         assert emitted[0].t0 == offline.t0
         assert [frame.t0 for frame in emitted] == [
             frame.t0 for frame in offline.frames()
@@ -430,18 +444,9 @@ class TestPrior:
         engine = CleaningEngine(ConvModel(2).eval(), make_config(**overrides))
         prior = self.prior(strain)
         offline = engine.clean(strain, witnesses, GPS_START, prior)
-        cleaner = engine.stream()
-        size = int(SAMPLE_RATE)
-        emitted = []
-        for start in range(0, strain.shape[0], size):
-            segment = cleaner.push(
-                strain[start : start + size],
-                witnesses[:, start : start + size],
-                GPS_START + start / SAMPLE_RATE,
-                prior[start : start + size],
-            )
-            if segment is not None:
-                emitted.extend(segment.frames())
+        emitted = stream_chunks(
+            engine, strain, witnesses, GPS_START, 1.0, prior
+        )
         streamed = torch.cat([frame.noise for frame in emitted])
         scale = float(offline.noise.abs().max())
         torch.testing.assert_close(

@@ -16,6 +16,7 @@ from deepclean_clean.nomad import (
     NomadStream,
     apply_nomad,
 )
+from deepclean_clean.retrain import gate
 from deepclean_engine import (
     CleaningConfig,
     CleaningEngine,
@@ -380,3 +381,12 @@ def test_estimates_of_overlapping_pieces_and_bad_samples(bilinear, first_run):
         strain[bad + 1 :], witnesses[:, bad + 1 :]
     )
     np.testing.assert_array_equal(rest[5 * second + 1 :], restarted)
+
+
+def test_the_gate_refuses_hybrid_models(first_run, tmp_path):
+    files, output_dir, _ = first_run
+    model = _hybrid_model(
+        tmp_path / "model.pt", (output_dir / "nomad.h5").read_bytes()
+    )
+    with pytest.raises(ValueError, match="gate does not run a classical"):
+        gate(model, files, T0 + 300, T0 + 364, tmp_path / "gate")

@@ -23,6 +23,7 @@ from deepclean_engine import (
     save_exported_model,
 )
 from deepclean_io import write_timeseries
+from deepclean_io.hdf5 import SUBTRACTED_ATTRIBUTE
 from deepclean_tracking import WandbSettings
 from deepclean_train.analysis import (
     AnalysisSettings,
@@ -422,3 +423,26 @@ def test_analyze_any_exported_model_with_wandb_offline(
         analyze(model, [data_file], tmp_path / "own").read_text()
     )
     assert default["spans"] == {"train": [toy.t0, toy.t0 + 96]}
+
+
+def test_a_hybrid_model_is_analysed_on_residual_strain(toy, tmp_path) -> None:
+    """Its network models what the classical stage leaves."""
+    inputs = ModelInputs(toy.strain_channel, tuple(toy.witnesses), 512.0)
+    spans = {"valid": (toy.t0, toy.t0 + 96)}
+    raw = write_timeseries(
+        tmp_path / "raw.hdf5", toy.channels(), toy.t0, toy.sample_rate
+    )
+    residual = write_timeseries(
+        tmp_path / "residual.hdf5",
+        toy.channels(),
+        toy.t0,
+        toy.sample_rate,
+        attrs={SUBTRACTED_ATTRIBUTE: "NOMAD"},
+    )
+    with pytest.raises(ValueError, match="holds raw strain, but the model"):
+        read_spans([raw], inputs, spans, 512.0, "NOMAD")
+    with pytest.raises(ValueError, match="holds strain with NOMAD's"):
+        read_spans([residual], inputs, spans, 512.0)
+    assert set(read_spans([residual], inputs, spans, 512.0, "NOMAD")) == {
+        "valid"
+    }

@@ -88,14 +88,25 @@ def gate(
         ``gate.json``.
 
     Raises:
-        ValueError: a span shorter than two ASD segments, files that do
-            not hold it with its context, or a first model that fails the
+        ValueError: a hybrid model (trained after a classical stage), a
+            span shorter than two ASD segments, files that do not hold it
+            with its context, or a first model that fails the
             out-of-band check (nothing could go live).
     """
+    from deepclean_engine import load_exported_model
     from deepclean_engine.gate import judge
     from deepclean_io.atomic import atomic_output, write_json_atomic
     from deepclean_io.hdf5 import contiguous_files
 
+    for model in (candidate, live):
+        if model is not None:
+            subtracted = load_exported_model(model)[1].get("subtracted")
+            if subtracted is not None:
+                raise ValueError(
+                    f"{model} was trained after {subtracted} (a hybrid "
+                    "model) and the gate does not run a classical stage; "
+                    "gate models trained on raw strain"
+                )
     segments = contiguous_files(data_files)
 
     def read(channels, first, last):

@@ -38,7 +38,7 @@ from deepclean_io.atomic import (
     write_json_atomic,
     write_text_atomic,
 )
-from deepclean_io.hdf5 import contiguous_files
+from deepclean_io.hdf5 import check_subtracted, contiguous_files
 from deepclean_tracking import WandbSettings, log_run
 from deepclean_train.analysis import (
     ANALYSIS_FOLDER,
@@ -152,6 +152,7 @@ def read_spans(
     inputs: ModelInputs,
     spans: Mapping[str, tuple[float, float]],
     sample_rate: float,
+    subtracted: str | None = None,
 ) -> dict[str, Span]:
     """A model's strain and witnesses over named spans of data files.
 
@@ -160,11 +161,14 @@ def read_spans(
         inputs: The model's channels.
         spans: GPS ``(start, end)`` by name.
         sample_rate: The model's sample rate, Hz.
+        subtracted: The classical stage the model was trained after (its
+            metadata's ``subtracted``): its network models that stage's
+            residual, so the files must hold it; None for raw strain.
 
     Raises:
         ValueError: files of several segments, without the model's
-            channels, at another rate, not covering a span, or with NaN
-            or inf samples in one.
+            channels, at another rate, of the other kind of strain, not
+            covering a span, or with NaN or inf samples in one.
     """
     segments = contiguous_files([Path(path) for path in fname])
     if len(segments) > 1:
@@ -175,6 +179,14 @@ def read_spans(
     segment = segments[0]
     for path, info in zip(segment.files, segment.infos, strict=True):
         check_channels(inputs, list(info.channels), str(path))
+        check_subtracted(
+            path,
+            info,
+            subtracted,
+            "the model's network",
+            "analyse a hybrid model on its classical stage's residual "
+            "files and any other model on fetched files",
+        )
     if not math.isclose(segment.sample_rate, sample_rate):
         raise ValueError(
             f"the data are sampled at {segment.sample_rate:g} Hz but the "
@@ -236,6 +248,7 @@ def analyze(
         inputs,
         _model_spans(metadata, spans),
         engine.config.sample_rate,
+        metadata.get("subtracted"),
     )
     analysis = analyze_spans(engine, inputs, read, settings, progress)
     path = write_analysis(analysis, output_dir, f"Witness analysis of {model}")

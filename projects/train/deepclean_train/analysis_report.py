@@ -52,6 +52,19 @@ def _height(count: int) -> int:
     return 80 + _ROW_HEIGHT * count
 
 
+def _channel_bars(names: list[str], title: str, label: str, tooltips: str):
+    """A figure of horizontal bars, one row per channel, top to bottom."""
+    return figure(
+        y_range=FactorRange(*reversed(names)),
+        title=title,
+        x_axis_label=label,
+        width=900,
+        height=_height(len(names)),
+        tools="hover,save,reset",
+        tooltips=tooltips,
+    )
+
+
 def _importance_figure(analysis: WitnessAnalysis, order: np.ndarray):
     evidence = analysis.normalised_evidence()
     names = [_short(analysis.inputs.witnesses[row]) for row in order]
@@ -59,14 +72,11 @@ def _importance_figure(analysis: WitnessAnalysis, order: np.ndarray):
     kinds = list(evidence)
     for kind, values in evidence.items():
         data[kind] = list(values[order] / len(kinds))
-    plot = figure(
-        y_range=FactorRange(*reversed(names)),
-        title="Importance: the mean of each evidence over its largest value",
-        x_axis_label="importance",
-        width=900,
-        height=_height(len(names)),
-        tools="hover,save,reset",
-        tooltips="$name @channel: @$name{0.000}",
+    plot = _channel_bars(
+        names,
+        "Importance: the mean of each evidence over its largest value",
+        "importance",
+        "$name @channel: @$name{0.000}",
     )
     plot.hbar_stack(
         kinds,
@@ -82,14 +92,11 @@ def _importance_figure(analysis: WitnessAnalysis, order: np.ndarray):
 
 def _saliency_figure(analysis: WitnessAnalysis, order: np.ndarray):
     names = [_short(analysis.inputs.witnesses[row]) for row in order]
-    plot = figure(
-        y_range=FactorRange(*reversed(names)),
-        title="Saliency share (median over windows, 5-95 %)",
-        x_axis_label="share of the gradient norm",
-        width=900,
-        height=_height(len(names)),
-        tools="hover,save,reset",
-        tooltips="@channel (@span): @median{0.0000}",
+    plot = _channel_bars(
+        names,
+        "Saliency share (median over windows, 5-95 %)",
+        "share of the gradient norm",
+        "@channel (@span): @median{0.0000}",
     )
     spans = list(analysis.saliency)
     width = 0.8 / len(spans)

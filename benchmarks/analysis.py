@@ -21,12 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from clean import export_untrained
+from clean import STRAIN, demo_data, export_untrained
 from models import ARCHITECTURES
 from online import LOAD, stop
 
 from deepclean.couplings import resolve
-from deepclean_data.simulate import simulate
 from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import choose_threads
 from deepclean_io.hdf5 import file_info
@@ -40,8 +39,6 @@ from deepclean_train.analysis import (
 )
 from deepclean_train.analyze import analyze, read_spans
 
-GPS_START = 1_250_000_000
-STRAIN = "H1:GDS-CALIB_STRAIN"
 TARGET = "target: 1024 s in under 2 minutes on 2 CPU cores"
 
 
@@ -116,15 +113,7 @@ def main() -> None:
         witnesses = [name for name in channels if name != STRAIN]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        data = args.data or simulate(
-            folder / "data",
-            GPS_START,
-            args.duration,
-            STRAIN,
-            witnesses,
-            resolved.line_witness,
-            progress=False,
-        )
+        data = demo_data(args.data, folder, args.duration, witnesses)
         model = export_untrained(args.architecture, witnesses, None, folder)
         start = file_info(data).t0
         span = (start, start + args.duration)

@@ -36,6 +36,22 @@ STRAIN = "H1:GDS-CALIB_STRAIN"
 EARLIER = "earlier implementation: 58-65x real time on 2 CPU cores"
 
 
+def demo_data(
+    data: Path | None, folder: Path, duration: float, witnesses: list[str]
+) -> Path:
+    """``data``, or ``duration`` s of the simulated H1 60 Hz problem with
+    ``witnesses`` written into ``folder/data``."""
+    return data or simulate(
+        folder / "data",
+        GPS_START,
+        duration,
+        STRAIN,
+        witnesses,
+        resolve("H1", "60Hz").line_witness,
+        progress=False,
+    )
+
+
 def export_untrained(
     architecture: str,
     witnesses: list[str],
@@ -89,15 +105,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        data = args.data or simulate(
-            folder / "data",
-            GPS_START,
-            args.duration,
-            STRAIN,
-            witnesses,
-            resolved.line_witness,
-            progress=False,
-        )
+        data = demo_data(args.data, folder, args.duration, witnesses)
         model = export_untrained(
             args.architecture, witnesses, args.network_sample_rate, folder
         )

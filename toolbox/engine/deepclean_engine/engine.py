@@ -347,7 +347,13 @@ class CleaningEngine:
         weights = self.weights.to(predictions.device, predictions.dtype)
         noise = overlap_add(predictions, weights, stride)
         final = noise[last - stride : predictions.shape[0] * stride + first]
-        return final, (first_window - 1) * stride + last
+        return final, self._noise_start(first_window)
+
+    def _noise_start(self, first_window: int) -> int:
+        """Absolute sample index of the first final noise sample when
+        predictions start at window ``first_window``."""
+        _, last = self.config.stitch_support
+        return (first_window - 1) * self.config.stride_size + last
 
     def _clean_frames(
         self,
@@ -547,7 +553,6 @@ class FrameCleaner:
     ) -> None:
         config = self.engine.config
         stride = config.stride_size
-        _, last = config.stitch_support
         self._witnesses, self._witness_start = witnesses, start
         self._strain, self._strain_start = strain, start
         self._first_window = _ceil_div(start, stride)
@@ -555,7 +560,7 @@ class FrameCleaner:
         self._predictions = torch.empty(
             0, config.kernel_size, dtype=strain.dtype, device=strain.device
         )
-        noise_start = (self._first_window - 1) * stride + last
+        noise_start = self.engine._noise_start(self._first_window)
         self._next_frame = _ceil_div(
             noise_start + config.pad_size, config.frame_size
         )
@@ -574,7 +579,7 @@ class FrameCleaner:
         self._strain = self._strain[drop:]
         self._strain_start += drop
         if self._prior is not None:
-            noise_start = (self._first_window - 1) * stride + last
+            noise_start = self.engine._noise_start(self._first_window)
             drop = max(0, noise_start - self._prior_start)
             self._prior = self._prior[drop:]
             self._prior_start += drop

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from deepclean_clean.biquads import SummedBiquads
 from deepclean_clean.evaluate import excess_over_ideal, welch_asd
 from deepclean_clean.nomad import (
     NomadSettings,
+    NomadStream,
     apply_nomad,
     fit_nomad,
     model_rate,
@@ -74,6 +76,40 @@ def test_the_mains_monitor_is_the_noise_witness(bilinear) -> None:
         BANDS,
     )
     assert excess(cleaned, bilinear["ideal"][test]) > 0.3
+
+
+def test_stream_gives_nomads_own_engine_output(bilinear) -> None:
+    """The stream's coupling filters (deepclean_clean.biquads) give what
+    NOMAD's own filter bank gives, second by second."""
+    from nomad.core.sosbank import AdditiveSOSBank
+
+    train, test = samples(TRAIN), slice(samples(TRAIN), None)
+    model = fit_nomad(
+        bilinear["witnesses"][:, :train],
+        bilinear["strain"][:train],
+        SAMPLE_RATE,
+        BANDS,
+        mains_index=1,
+        settings=SETTINGS,
+    )
+    ours = NomadStream(model, 4, SAMPLE_RATE, BANDS)
+    assert isinstance(ours.engine._bank, SummedBiquads)
+    nomads = NomadStream(model, 4, SAMPLE_RATE, BANDS)
+    nomads.engine._bank = AdditiveSOSBank(model.coupling_sos)
+    witnesses, strain = (
+        bilinear["witnesses"][:, test],
+        bilinear["strain"][test],
+    )
+    second = samples(1.0)
+    for start in range(0, samples(16.0), second):
+        span = slice(start, start + second)
+        expected = nomads.estimate(strain[span], witnesses[:, span])
+        np.testing.assert_allclose(
+            ours.estimate(strain[span], witnesses[:, span]),
+            expected,
+            rtol=0,
+            atol=1e-9 * np.abs(expected).max(),
+        )
 
 
 @pytest.mark.parametrize(

@@ -460,6 +460,46 @@ def test_resumed_run_lists_flags_from_before(
     ]
 
 
+def test_chunks_give_the_frames_of_one_pass(model_path, tmp_path):
+    """Chunks read into the same arrays one after the other leave every
+    output frame (cleaned, noise and raw strain) as one chunk does."""
+    from deepclean_io.gwf import read_gwf
+
+    data = _write_data(tmp_path, T0, 64)
+    frames = {}
+    for chunk_length in (4.0, 64.0):
+        out = tmp_path / f"chunks-{chunk_length:g}"
+        clean(
+            model_path,
+            [data],
+            out,
+            file_length=8,
+            write_noise=True,
+            write_raw=True,
+            chunk_length=chunk_length,
+            progress=False,
+        )
+        frames[chunk_length] = {
+            path.name: read_gwf(
+                path, [f"{STRAIN}_DC", f"{STRAIN}_DC_NOISE", STRAIN]
+            )[0]
+            for path in sorted(out.glob("*.gwf"))
+        }
+    assert list(frames[4.0]) == list(frames[64.0])
+    strain = _series(T0, 64)[STRAIN]
+    for name, values in frames[4.0].items():
+        start, duration = (int(part) for part in name[:-4].split("-")[2:])
+        first = int((start - T0) * SAMPLE_RATE)
+        np.testing.assert_array_equal(
+            values[STRAIN],
+            strain[first : first + int(duration * SAMPLE_RATE)],
+        )
+        for channel, array in values.items():
+            np.testing.assert_allclose(
+                array, frames[64.0][name][channel], rtol=0, atol=1e-27
+            )
+
+
 def test_nan_strain_is_flagged(model_path, tmp_path):
     data = _write_data(tmp_path, T0, 32, nan_at=T0 + 20.5, nan_channel=STRAIN)
     summary = clean(

@@ -9,10 +9,12 @@ with the production cadence by default: the first model trains on 3584 s
 plus 512 s of validation, then every 2048 s the live model is fine-tuned
 on the most recent 4096 s (``projects/train/configs/finetune.yaml``),
 gated on the last 512 s, and cleans the next 2048 s. Every span is also
-cleaned by the first model alone. Prints, per step, the live model, the
-gate's decision, the in-band ASD ratio and the excess over ideal of both
-versions, whether retraining beat the first model in every step after
-the first, and the wall time.
+cleaned by the first model alone. ``--classical-stage nomad`` retrains
+the hybrid: NOMAD, fitted once on the first training span, stays fixed
+and DeepClean is fine-tuned on what it leaves. Prints, per step, the
+live model, the gate's decision, the in-band ASD ratio and the excess
+over ideal of both versions, whether retraining beat the first model in
+every step after the first, and the wall time.
 
 Data, models and reports go into ``--folder`` (default: a temporary
 folder, removed afterwards); 6 h of simulated data at 4096 Hz take about
@@ -20,7 +22,7 @@ folder, removed afterwards); 6 h of simulated data at 4096 Hz take about
 
 Usage: python benchmarks/retrain.py [--hours 6] [--cadence 2048]
        [--folder DIR] [--seed N] [--simulation-config YAML]
-       [--finetune-config YAML]
+       [--finetune-config YAML] [--classical-stage nomad]
 """
 
 import argparse
@@ -58,6 +60,9 @@ def main() -> None:
         help="fine-tuning YAML instead of luigi.cfg's finetune_config",
     )
     parser.add_argument(
+        "--classical-stage", choices=("none", "nomad"), default="none"
+    )
+    parser.add_argument(
         "--folder",
         type=Path,
         default=None,
@@ -81,6 +86,8 @@ def main() -> None:
             f"--cadence={arguments.cadence}",
             f"--train-duration={arguments.train_duration}",
             f"--valid-duration={arguments.valid_duration}",
+            f"--classical-stage={arguments.classical_stage}",
+            f"--classical-dir={folder / 'classical'}",
         ]
         if arguments.finetune_config:
             command.append(
@@ -99,6 +106,7 @@ def main() -> None:
     print(
         f"{arguments.hours:g} h, train {arguments.train_duration:g} + "
         f"{arguments.valid_duration:g} s, cadence {arguments.cadence:g} s, "
+        f"classical stage {arguments.classical_stage}, "
         f"{seconds / 60:.1f} min\n"
     )
     print(

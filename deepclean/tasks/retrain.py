@@ -178,11 +178,9 @@ def plan_steps(
 
 class RetrainParameters(SearchParameters):
     """How retraining runs; every retraining task carries these (each
-    with the data parameters)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.refuse_classical_stage("retraining")
+    with the data parameters). With a classical stage every step trains
+    on its residual files, so NOMAD, fitted once on the first step's
+    training span, stays fixed while DeepClean is fine-tuned."""
 
     retrain_dir = shared(
         PathParameter,
@@ -238,8 +236,10 @@ class RetrainParameters(SearchParameters):
     def retrain_settings(self) -> dict:
         """Every setting that changes a retraining run's results."""
         resolved = self.resolved()
+        classical = self.classical_task()
         return {
             "data": os.path.basename(Fetch.req(self).data_folder()),
+            "classical": None if classical is None else classical.run_name(),
             "strain_channel": f"{self.ifo}:{self.strain_channel}",
             "witnesses": list(resolved.witnesses),
             "bands": [list(band) for band in resolved.bands],
@@ -323,7 +323,7 @@ class StepTrain(RetrainParameters, Train, StepWorkflow):
         return self.step_requirements()
 
     def step_requirements(self) -> dict:
-        requirements = {"data": Fetch.req(self)}
+        requirements = {"data": self.classical_task() or Fetch.req(self)}
         if self.step > 0:
             requirements["live"] = self.step_task(
                 StepModel, step=self.step - 1
@@ -348,15 +348,21 @@ class StepTrain(RetrainParameters, Train, StepWorkflow):
         return super().config_identity(path)
 
     def training_files(self) -> list[str]:
-        return list(self.the_step().train_files)
+        classical = self.classical_task()
+        files = self.the_step().train_files
+        if classical is None:
+            return list(files)
+        return [classical.residual_path(path) for path in files]
 
     def training_file(self) -> str:
         return self.training_files()[0]
 
     def training_offset(self) -> float:
-        first = self.training_files()[0]
-        file_start = next(s for p, s, _ in self.fetched_files() if p == first)
-        return self.the_step().train_start - file_start
+        step = self.the_step()
+        file_start = next(
+            s for p, s, _ in self.fetched_files() if p == step.train_files[0]
+        )
+        return step.train_start - file_start
 
     def init_model(self) -> str:
         if self.step == 0:
@@ -620,6 +626,7 @@ class RetrainOnline(RetrainParameters, Online):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.refuse_classical_stage("online retraining")
         if not self.strain_dir:
             # the replay must hold one step's data: fail before running
             self.span()

@@ -249,7 +249,9 @@ class LinearNoise(torch.nn.Module):
         return self.conv(witnesses)[:, 0]
 
 
-def _hybrid_model(path, classical: bytes | None):
+def _hybrid_model(path, classical: bytes | None, subtracted="NOMAD"):
+    """The linear network exported after a classical stage (carrying
+    ``classical``), or, with ``subtracted=None``, trained on raw strain."""
     config = CleaningConfig(
         sample_rate=RATE,
         bands=BANDS,
@@ -262,8 +264,9 @@ def _hybrid_model(path, classical: bytes | None):
         "sample_rate": RATE,
         "cleaning": config.to_dict(),
         "receptive_field": 9,
-        "subtracted": "NOMAD",
     }
+    if subtracted is not None:
+        metadata["subtracted"] = subtracted
     extra = {} if classical is None else {CLASSICAL_NAME: classical}
     return save_exported_model(
         LinearNoise(len(WITNESSES)), metadata, path, extra
@@ -383,10 +386,31 @@ def test_estimates_of_overlapping_pieces_and_bad_samples(bilinear, first_run):
     np.testing.assert_array_equal(rest[5 * second + 1 :], restarted)
 
 
-def test_the_gate_refuses_hybrid_models(first_run, tmp_path):
+def test_the_gate_runs_a_hybrid_models_classical_stage(first_run, tmp_path):
+    """A hybrid model is gated on raw strain with the NOMAD it carries,
+    beside a model trained on raw strain; residual files are refused."""
     files, output_dir, _ = first_run
-    model = _hybrid_model(
-        tmp_path / "model.pt", (output_dir / "nomad.h5").read_bytes()
+    nomad = (output_dir / "nomad.h5").read_bytes()
+    hybrid = _hybrid_model(tmp_path / "hybrid.pt", nomad)
+    plain = _hybrid_model(tmp_path / "plain.pt", None, subtracted=None)
+    decision = gate(
+        hybrid, files, T0 + 300, T0 + 364, tmp_path / "gate", live=plain
     )
-    with pytest.raises(ValueError, match="gate does not run a classical"):
-        gate(model, files, T0 + 300, T0 + 364, tmp_path / "gate")
+    # the same network, with NOMAD's estimate subtracted too
+    assert decision.promoted
+    assert decision.live["in_band"] > 0.95
+    assert decision.candidate["in_band"] < 0.5
+    assert abs(decision.candidate["out_of_band"] - 1) < 0.005
+    reverse = gate(
+        plain, files, T0 + 300, T0 + 364, tmp_path / "reverse", live=hybrid
+    )
+    assert not reverse.promoted
+    assert reverse.live == decision.candidate
+    with pytest.raises(ValueError, match="expects raw strain"):
+        gate(
+            hybrid,
+            [output_dir / path.name for path in files],
+            T0 + 300,
+            T0 + 364,
+            tmp_path / "residuals",
+        )

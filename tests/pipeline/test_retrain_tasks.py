@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from deepclean.tasks import (
+    Classical,
     RetrainOnline,
     RetrainReport,
     Search,
@@ -182,6 +183,47 @@ class TestTasks:
         assert [s["cleaned_dir"] for s in listed] == [
             s.clean_folder() for s in steps
         ]
+
+    def test_with_a_classical_stage_every_step_trains_on_residuals(
+        self, run_dir
+    ):
+        """NOMAD is fitted once (on the first step's span) and every step
+        fine-tunes on its residual files; the gate and the cleaning read
+        the fetched files (a hybrid model runs NOMAD itself)."""
+        options = {
+            "classical_stage": "nomad",
+            "classical_dir": str(run_dir / "classical"),
+        }
+        classical = _task(Classical, run_dir, **options)
+        residuals = Path(classical.run_folder())
+        assert classical.training_span() == (
+            _file(run_dir, T0, 4096),
+            T0,
+            T0 + 4096,
+        )
+        task = _task(StepTrain, run_dir, step=2, **options)
+        command = task.command()
+        files = [
+            str(residuals / f"deepclean-{T0}-4096.hdf5"),
+            str(residuals / f"deepclean-{T0 + 4096}-2048.hdf5"),
+        ]
+        assert _arg(command, "--data.fname=") == f"[{','.join(files)}]"
+        assert _arg(command, "--data.train_offset=") == "1024.0"
+        assert task.requires()["data"] == classical
+        assert _task(StepTrain, run_dir, step=0, **options).requires()[
+            "data"
+        ] == classical
+        gate = _task(StepModel, run_dir, step=2, **options).command()
+        assert _arg(gate, "--data_files=") == (
+            f"[{_file(run_dir, T0, 4096)},{_file(run_dir, T0 + 4096, 2048)}]"
+        )
+        # another run than retraining on the raw strain
+        assert (
+            _task(StepTrain, run_dir, step=0, retrain_run="", **options)
+            .retrain_folder()
+            != _task(StepTrain, run_dir, step=0, retrain_run="")
+            .retrain_folder()
+        )
 
     def test_steps_run_as_htcondor_jobs_in_order(self, run_dir):
         import law

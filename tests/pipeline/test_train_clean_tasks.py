@@ -12,7 +12,7 @@ from deepclean.tasks import (
     Discover,
     Evaluate,
     Online,
-    Retrain,
+    RetrainOnline,
     Search,
     Train,
 )
@@ -540,7 +540,7 @@ class TestClassicalStage:
         [
             (Search, "the hyperparameter search"),
             (Discover, "witness discovery"),
-            (Retrain, "retraining"),
+            (RetrainOnline, "online retraining"),
         ],
     )
     def test_tasks_without_a_classical_stage_refuse_it(

@@ -188,3 +188,27 @@ def test_a_lost_last_frame_does_not_stall_the_service(
     )
     assert [step.status for step in steps] == ["skipped"]
     assert f"the first at {t0 + 127}" in steps[0].reason
+
+
+def test_a_published_hybrid_model_is_refused(
+    frames, model_dir, toy_fit_options, tmp_path
+):
+    """The service fine-tunes on raw frames: a model trained after a
+    classical stage would lose it."""
+    from deepclean_engine import load_exported_model, save_exported_model
+
+    first, _ = published_model(model_dir)
+    module, metadata = load_exported_model(first)
+    hybrid = save_exported_model(
+        module, {**metadata, "subtracted": "NOMAD"}, tmp_path / "hybrid.pt"
+    )
+    publish(hybrid, tmp_path / "hybrid-models")
+    with pytest.raises(ValueError, match="a hybrid model"):
+        service(
+            frames,
+            tmp_path / "hybrid-models",
+            tmp_path / "service",
+            _fit_args(toy_fit_options),
+            end=0,
+        )
+    assert not (tmp_path / "service").exists()

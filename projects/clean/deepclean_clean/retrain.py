@@ -6,6 +6,8 @@ the live model clean the most recent held-out span with the cleaning
 engine (the code of offline and online cleaning), and the candidate is
 promoted only if its in-band ASD ratio is lower than the live model's and
 its out-of-band ratio stays within ``out_of_band_tolerance`` of 1.
+Hybrid models (trained after a classical stage) clean the raw strain
+with the NOMAD they carry, as the offline and online cleaners run them.
 
 :func:`retrain_report` scores every cadence step of a run: the data each
 live model cleaned against the same span cleaned by the first model alone
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from deepclean_clean.clean import gps_text
-from deepclean_engine.gate import GateDecision
+from deepclean_engine.gate import GateDecision, Prior
 from deepclean_tracking import WandbSettings, log_run
 
 GATE_NAME = "gate.json"
@@ -45,6 +47,34 @@ def _live_label(live: Path) -> str:
     if record.is_file():
         return json.loads(record.read_text())["live_model"]
     return str(live)
+
+
+def classical_prior(model: Path) -> Prior | None:
+    """The classical stage a hybrid model runs, as the gate's prior: NOMAD
+    streamed from the first sample read; None for a model trained on raw
+    strain.
+
+    Raises:
+        ValueError: a hybrid model without a usable classical stage.
+    """
+    from deepclean_clean.clean import classical_stage
+    from deepclean_clean.nomad import NomadEstimates
+    from deepclean_engine import CleaningConfig, load_exported_model
+
+    metadata = load_exported_model(model)[1]
+    classical = classical_stage(model, metadata)
+    if classical is None:
+        return None
+    config = CleaningConfig.from_dict(metadata["cleaning"])
+    rate = config.sample_rate
+
+    def prior(strain: np.ndarray, witnesses: np.ndarray, t0: float):
+        estimates = NomadEstimates(
+            classical, len(witnesses), rate, config.bands
+        )
+        return estimates.over(strain, witnesses, round(t0 * rate))
+
+    return prior
 
 
 def gate(
@@ -88,26 +118,28 @@ def gate(
         ``gate.json``.
 
     Raises:
-        ValueError: a hybrid model (trained after a classical stage), a
+        ValueError: a hybrid model without a usable classical stage, a
             span shorter than two ASD segments, files that do not hold it
             with its context, or a first model that fails the
             out-of-band check (nothing could go live).
     """
-    from deepclean_engine import load_exported_model
+    from deepclean_clean.clean import data_segments
     from deepclean_engine.gate import judge
     from deepclean_io.atomic import atomic_output, write_json_atomic
-    from deepclean_io.hdf5 import contiguous_files
 
-    for model in (candidate, live):
-        if model is not None:
-            subtracted = load_exported_model(model)[1].get("subtracted")
-            if subtracted is not None:
-                raise ValueError(
-                    f"{model} was trained after {subtracted} (a hybrid "
-                    "model) and the gate does not run a classical stage; "
-                    "gate models trained on raw strain"
-                )
-    segments = contiguous_files(data_files)
+    priors = {
+        model: classical_prior(model)
+        for model in (candidate, live)
+        if model is not None
+    }
+    segments = data_segments(
+        data_files,
+        [],
+        "the gate",
+        None,
+        "pass the fetched files (a hybrid model runs its classical stage "
+        "itself)",
+    )
 
     def read(channels, first, last):
         segment = next(
@@ -133,6 +165,7 @@ def gate(
         out_of_band_tolerance=out_of_band_tolerance,
         fftlength=fftlength,
         device=device,
+        priors=priors.get,
     )
     if live is None and not decision.promoted:
         raise ValueError(

@@ -182,7 +182,8 @@ def service(
         The steps done (with ``end``).
 
     Raises:
-        ValueError: no published model, or settings that cannot work.
+        ValueError: no published model, a published hybrid model, or
+            settings that cannot work.
     """
     if not cadence >= valid_duration > 0 or train_duration <= 0:
         raise ValueError(
@@ -196,9 +197,16 @@ def service(
             "with deepclean-train publish MODEL --model_dir "
             f"{model_dir}"
         )
+    _, record = published
+    if record.get("subtracted") is not None:
+        raise ValueError(
+            f"the model published in {model_dir} was trained after "
+            f"{record['subtracted']} (a hybrid model); the service "
+            "fine-tunes on raw frames, so retrain hybrid models offline "
+            "(law run deepclean.tasks.Retrain --classical-stage nomad)"
+        )
     output_dir = check_writable(output_dir, "--output_dir")
     witness_dir = witness_dir or strain_dir
-    _, record = published
     ifo = record["strain_channel"].split(":")[0]
     strain_channel = record["strain_channel"]
     witnesses = list(record["witnesses"])

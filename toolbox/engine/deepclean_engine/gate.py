@@ -34,6 +34,12 @@ Reader = Callable[
 sample, sample rate)``, as
 :meth:`deepclean_io.hdf5.ContiguousFiles.read` does."""
 
+Prior = Callable[[np.ndarray, np.ndarray, float], np.ndarray]
+"""A classical stage's noise estimate over the data read for a model:
+``(strain (time,), witnesses (channels, time), GPS of the first sample)
+-> (time,)`` in strain units, the engine's ``prior`` (a hybrid model
+subtracts it together with its own prediction)."""
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -133,6 +139,7 @@ def model_ratios(
     end: float,
     fftlength: float = 4.0,
     device: str = "cpu",
+    prior: Prior | None = None,
 ) -> dict[str, float]:
     """In-band and out-of-band ASD ratios of a model cleaning a span.
 
@@ -143,6 +150,8 @@ def model_ratios(
         end: GPS end, s.
         fftlength: Welch segment length, s.
         device: Torch device of the model.
+        prior: The classical stage of a hybrid model, run over the data
+            read; None for a model trained on raw strain.
 
     Returns:
         ``{"in_band": ..., "out_of_band": ...}``: means over the bands'
@@ -155,12 +164,13 @@ def model_ratios(
     data, t0, _ = read(
         [strain_channel, *witnesses], *engine.required_span(start, end)
     )
+    strain = np.asarray(data[strain_channel], np.float64)
+    rows = np.stack([data[w] for w in witnesses], dtype=np.float32)
     cleaned = engine.clean(
-        torch.from_numpy(np.asarray(data[strain_channel], np.float64)),
-        torch.from_numpy(
-            np.stack([data[w] for w in witnesses], dtype=np.float32)
-        ),
+        torch.from_numpy(strain),
+        torch.from_numpy(rows),
         t0,
+        None if prior is None else torch.from_numpy(prior(strain, rows, t0)),
     )
     rate = engine.config.sample_rate
     lo = round((start - cleaned.t0) * rate)
@@ -189,6 +199,7 @@ def judge(
     out_of_band_tolerance: float = 0.005,
     fftlength: float = 4.0,
     device: str = "cpu",
+    priors: Callable[[Path], Prior | None] | None = None,
 ) -> GateDecision:
     """Clean ``[start, end)`` with both models and decide.
 
@@ -203,6 +214,9 @@ def judge(
         out_of_band_tolerance: Largest allowed ``|out-of-band ratio - 1|``.
         fftlength: Welch segment length, s.
         device: Torch device of the models.
+        priors: The classical stage a model runs (see
+            :func:`model_ratios`), or None, for each model; None: both
+            models were trained on raw strain.
 
     Raises:
         ValueError: a span shorter than two ASD segments.
@@ -212,15 +226,20 @@ def judge(
             f"the gate's span [{start:.0f}, {end:.0f}) is shorter than two "
             f"{fftlength:g} s ASD segments; hold out more data"
         )
+    models = {"candidate": candidate, "live": live}
     numbers = {
-        "candidate": model_ratios(
-            candidate, read, start, end, fftlength, device
+        name: model_ratios(
+            model,
+            read,
+            start,
+            end,
+            fftlength,
+            device,
+            None if priors is None else priors(model),
         )
+        for name, model in models.items()
+        if model is not None
     }
-    if live is not None:
-        numbers["live"] = model_ratios(
-            live, read, start, end, fftlength, device
-        )
     promoted, reason = decide(
         numbers["candidate"], numbers.get("live"), out_of_band_tolerance
     )

@@ -210,19 +210,22 @@ class TestTasks:
         assert _arg(command, "--data.fname=") == f"[{','.join(files)}]"
         assert _arg(command, "--data.train_offset=") == "1024.0"
         assert task.requires()["data"] == classical
-        assert _task(StepTrain, run_dir, step=0, **options).requires()[
-            "data"
-        ] == classical
+        assert (
+            _task(StepTrain, run_dir, step=0, **options).requires()["data"]
+            == classical
+        )
         gate = _task(StepModel, run_dir, step=2, **options).command()
         assert _arg(gate, "--data_files=") == (
             f"[{_file(run_dir, T0, 4096)},{_file(run_dir, T0 + 4096, 2048)}]"
         )
         # another run than retraining on the raw strain
         assert (
-            _task(StepTrain, run_dir, step=0, retrain_run="", **options)
-            .retrain_folder()
-            != _task(StepTrain, run_dir, step=0, retrain_run="")
-            .retrain_folder()
+            _task(
+                StepTrain, run_dir, step=0, retrain_run="", **options
+            ).retrain_folder()
+            != _task(
+                StepTrain, run_dir, step=0, retrain_run=""
+            ).retrain_folder()
         )
 
     def test_steps_run_as_htcondor_jobs_in_order(self, run_dir):

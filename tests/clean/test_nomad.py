@@ -31,6 +31,19 @@ def excess(cleaned: np.ndarray, ideal: np.ndarray) -> float:
     return excess_over_ideal(frequencies, asd[0], asd[1], BANDS)
 
 
+def fitted(bilinear, mains_index: int):
+    """NOMAD fitted on the training span with the given noise witness."""
+    train = samples(TRAIN)
+    return fit_nomad(
+        bilinear["witnesses"][:, :train],
+        bilinear["strain"][:train],
+        SAMPLE_RATE,
+        BANDS,
+        mains_index=mains_index,
+        settings=SETTINGS,
+    )
+
+
 def test_removes_the_line_and_its_bilinear_sidebands(bilinear) -> None:
     train, test = samples(TRAIN), slice(samples(TRAIN), None)
     cleaned = nomad_baseline(
@@ -57,15 +70,8 @@ def test_removes_the_line_and_its_bilinear_sidebands(bilinear) -> None:
 
 def test_the_mains_monitor_is_the_noise_witness(bilinear) -> None:
     """With a slow motion as noise witness the sidebands stay."""
-    train, test = samples(TRAIN), slice(samples(TRAIN), None)
-    model = fit_nomad(
-        bilinear["witnesses"][:, :train],
-        bilinear["strain"][:train],
-        SAMPLE_RATE,
-        BANDS,
-        mains_index=0,
-        settings=SETTINGS,
-    )
+    test = slice(samples(TRAIN), None)
+    model = fitted(bilinear, mains_index=0)
     assert model.noise_witnesses == ("X1:WITNESS_0",)
     assert model.modulation_order == 1
     cleaned = apply_nomad(
@@ -83,15 +89,8 @@ def test_stream_gives_nomads_own_engine_output(bilinear) -> None:
     NOMAD's own filter bank gives, second by second."""
     from nomad.core.sosbank import AdditiveSOSBank
 
-    train, test = samples(TRAIN), slice(samples(TRAIN), None)
-    model = fit_nomad(
-        bilinear["witnesses"][:, :train],
-        bilinear["strain"][:train],
-        SAMPLE_RATE,
-        BANDS,
-        mains_index=1,
-        settings=SETTINGS,
-    )
+    test = slice(samples(TRAIN), None)
+    model = fitted(bilinear, mains_index=1)
     ours = NomadStream(model, 4, SAMPLE_RATE, BANDS)
     assert isinstance(ours.engine._bank, SummedBiquads)
     nomads = NomadStream(model, 4, SAMPLE_RATE, BANDS)

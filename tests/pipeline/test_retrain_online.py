@@ -1,16 +1,23 @@
 """The retraining service beside the online cleaner, end to end: frames
 replayed in real time, the cleaner and the service as separate
 processes; the cleaner switches to the retrained model at a frame
-boundary and writes every second exactly once."""
+boundary and writes every second exactly once.
+
+On a loaded machine the service may still be training when the replay
+nears the cleaner's last second; the replay then pauses until the
+retrained model is published (the cleaner waits for frames as long), so
+that the switch always falls inside the cleaned stretch."""
 
 import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from deepclean_data.replay import replay
 from deepclean_data.simulate import simulate
+from deepclean_engine.exported import published_model
 from deepclean_train.cli import run
 from deepclean_train.publish import publish
 
@@ -24,8 +31,12 @@ WITNESSES = [
     "H1:ASC-CHARD_P_INMON",
     "H1:ASC-DHARD_Y_INMON",
 ]
-# the service's step ends at STEP; the cleaner runs [FIRST, LAST]
+# the service's step ends at STEP; the cleaner runs [FIRST, LAST]; the
+# replay pauses at PAUSE until the retrained model is published
 STEP, FIRST, LAST = T0 + 150, T0 + 140, T0 + 178
+PAUSE = T0 + 170
+# seconds the replay and the cleaner wait at most
+WAIT = 300
 
 
 def _options() -> list[str]:
@@ -39,6 +50,35 @@ def _options() -> list[str]:
         "--data.batch_size=16",
         "--trainer.enable_progress_bar=false",
     ]
+
+
+def _live(data_file: Path, frames: Path, models: Path) -> None:
+    """Replay [STEP, T0 + 190) in real time, pausing at PAUSE until a
+    second model version is published."""
+    replay(
+        data_file,
+        frames,
+        STRAIN,
+        WITNESSES,
+        STEP,
+        PAUSE - STEP,
+        realtime=True,
+        progress=False,
+    )
+    waited = 0.0
+    while published_model(models)[1]["version"] < 2 and waited < WAIT:
+        time.sleep(0.5)
+        waited += 0.5
+    replay(
+        data_file,
+        frames,
+        STRAIN,
+        WITNESSES,
+        PAUSE,
+        T0 + 190 - PAUSE,
+        realtime=True,
+        progress=False,
+    )
 
 
 def test_cleaner_switches_to_the_retrained_model(tmp_path):
@@ -71,11 +111,7 @@ def test_cleaner_switches_to_the_retrained_model(tmp_path):
     publish(tmp_path / "first" / "model.pt", models)
     frames = tmp_path / "frames"
     replay(data_file, frames, STRAIN, WITNESSES, T0, 150, progress=False)
-    live = threading.Thread(
-        target=replay,
-        args=(data_file, frames, STRAIN, WITNESSES, STEP, 190 - 150),
-        kwargs={"realtime": True, "progress": False},
-    )
+    live = threading.Thread(target=_live, args=(data_file, frames, models))
     live.start()
     log = tmp_path / "online.log"
     cleaner = subprocess.Popen(
@@ -87,6 +123,7 @@ def test_cleaner_switches_to_the_retrained_model(tmp_path):
             f"--output_dir={tmp_path / 'cleaned'}",
             f"--start={FIRST}",
             f"--end={LAST}",
+            f"--wait_limit={WAIT}",
             f"--log_file={log}",
         ],
         stdout=subprocess.DEVNULL,

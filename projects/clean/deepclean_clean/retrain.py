@@ -92,14 +92,16 @@ def gate(
     """Decide whether a fine-tuned model replaces the live one.
 
     Both models clean ``[start, end)`` (the most recent data, held out
-    from training; :func:`deepclean_engine.gate.judge`), and the winner is
+    from training; :func:`deepclean_engine.gate.judge`), a hybrid model
+    with the NOMAD it carries (:func:`classical_prior`), and the winner is
     copied to ``{output_dir}/model.pt`` beside ``gate.json`` with the
     decision, both written atomically: the model folder of each retraining
     step holds the model that was live from then on.
 
     Args:
         candidate: The new exported ``model.pt``.
-        data_files: gwpy-layout HDF5 files covering the span and context.
+        data_files: gwpy-layout HDF5 files of raw strain covering the
+            span and context (not a classical stage's residual files).
         start: GPS start of the held-out span, s.
         end: GPS end, s.
         output_dir: Folder of ``model.pt`` and ``gate.json``.
@@ -118,9 +120,10 @@ def gate(
         ``gate.json``.
 
     Raises:
-        ValueError: a hybrid model without a usable classical stage, a
-            span shorter than two ASD segments, files that do not hold it
-            with its context, or a first model that fails the
+        ValueError: a hybrid model without a usable classical stage,
+            residual files, a span shorter than two ASD segments, files
+            that do not hold it with its context, or a first model that
+            fails the
             out-of-band check (nothing could go live).
     """
     from deepclean_clean.clean import data_segments

@@ -123,8 +123,7 @@ def gate(
         ValueError: a hybrid model without a usable classical stage,
             residual files, a span shorter than two ASD segments, files
             that do not hold it with its context, or a first model that
-            fails the
-            out-of-band check (nothing could go live).
+            fails the out-of-band check (nothing could go live).
     """
     from deepclean_clean.clean import data_segments
     from deepclean_engine.gate import judge

@@ -11,7 +11,8 @@ included), quiet and next to a competing CPU-bound process, against the
 target of 2 minutes for 1024 s on 2 CPU cores.
 
 Usage: python benchmarks/analysis.py [--duration 1024] [--data FILE
-       [--all-channels]] [--architecture reference|dilated] [--no-load]
+       [--all-channels]] [--architecture reference|dilated|modulated]
+       [--no-load]
 """
 
 import argparse

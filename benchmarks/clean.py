@@ -8,7 +8,7 @@ second next to the earlier implementation's 58-65x real time on 2 CPU
 cores (~180x without I/O).
 
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
-       reference|dilated] [--network-sample-rate 512] [--device cpu]
+       reference|dilated|modulated] [--network-sample-rate 512] [--device cpu]
        [--threads N] [--batch-size 32] [--kernel-length 4 --stride 3.5]
 """
 
@@ -65,6 +65,7 @@ def export_untrained(
         witnesses,
         folder,
         *network_rate_options(network_sample_rate),
+        line_witness=resolve("H1", "60Hz").line_witness,
     )
     return export_model(model, folder, (GPS_START, GPS_START))
 

@@ -1,8 +1,9 @@
 """The models the benchmarks train or time, built from the shipped configs.
 
-``projects/train/configs/{reference,dilated}.yaml`` go through
-``deepclean-train``'s LightningCLI exactly as in the pipeline, with data
-parameters given as overrides, so a benchmark measures what users run.
+``projects/train/configs/{reference,dilated}.yaml`` (and ``reference.yaml``
+with the ``modulated.yaml`` overlay) go through ``deepclean-train``'s
+LightningCLI exactly as in the pipeline, with data parameters given as
+overrides, so a benchmark measures what users run.
 """
 
 import argparse
@@ -14,7 +15,12 @@ from deepclean_train.data import DeepCleanDataModule
 from deepclean_train.model import DeepCleanModel
 
 CONFIGS = Path(__file__).parents[1] / "projects" / "train" / "configs"
-ARCHITECTURES = ("reference", "dilated")
+# Each architecture's configs, stacked in this order.
+ARCHITECTURES = {
+    "reference": ("reference.yaml",),
+    "dilated": ("dilated.yaml",),
+    "modulated": ("reference.yaml", "modulated.yaml"),
+}
 
 
 def configured(
@@ -24,6 +30,7 @@ def configured(
     witnesses: list[str],
     root_dir: Path,
     *overrides: str,
+    line_witness: str | None = None,
 ) -> tuple[DeepCleanModel, DeepCleanDataModule]:
     """Model and data module of a shipped config, untrained.
 
@@ -35,13 +42,21 @@ def configured(
         root_dir: the trainer's folder.
         *overrides: further CLI arguments, e.g. ``"--data.batch_size",
             "512"``.
+        line_witness: the problem's line witness (``modulated`` takes
+            its carrier from it).
     """
+    configs = [
+        argument
+        for config in ARCHITECTURES[architecture]
+        for argument in ("--config", str(CONFIGS / config))
+    ]
+    if line_witness is not None:
+        configs += ["--model.line_witness", line_witness]
     cli = DeepCleanCLI(
         DeepCleanModel,
         DeepCleanDataModule,
         args=[
-            "--config",
-            str(CONFIGS / f"{architecture}.yaml"),
+            *configs,
             "--data.fname",
             str(fname),
             "--data.strain_channel",

@@ -2,10 +2,10 @@
 
 Simulates one file (``deepclean_data.simulate``: strain, the H1 60 Hz
 witnesses and decoys, plus the truth), then for each shipped config
-(``projects/train/configs/{reference,dilated}.yaml``, data parameters
-overridden) trains a DeepClean model on the training span, validates
-it every epoch with the cleaning engine, and cleans the test span after
-it. Prints, per
+(``projects/train/configs/{reference,dilated}.yaml``, and reference with
+the ``modulated.yaml`` overlay; data parameters overridden) trains a
+DeepClean model on the training span, validates it every epoch with the
+cleaning engine, and cleans the test span after it. Prints, per
 architecture:
 
 - throughput in seconds of training data consumed (batch size x kernel
@@ -31,7 +31,8 @@ cores); the defaults are a quick CPU run.
 Usage: python benchmarks/train.py [--sample-rate 4096]
        [--train-duration 256] [--valid-duration 64] [--test-duration 128]
        [--epochs 2] [--batches-per-epoch 16] [--batch-size 64]
-       [--architectures reference dilated] [--nonlinear-fraction 0.2]
+       [--architectures reference dilated modulated]
+       [--nonlinear-fraction 0.2]
        [--products]
        [--network-sample-rate 512]
        [--accelerator auto] [--precision 32-true] [--threads N]
@@ -191,6 +192,7 @@ def run(arguments: argparse.Namespace, folder: Path) -> None:
             str(arguments.batches_per_epoch),
             *network_rate_options(arguments.network_sample_rate),
             *(["--data.product_witness", MAINS] if arguments.products else []),
+            line_witness=MAINS,
         )
         timer = Timer()
         trainer = pl.Trainer(

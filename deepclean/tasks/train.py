@@ -241,6 +241,8 @@ class Train(DataParameters, TrainParameters, DeepCleanTask):
             args.append(f"--model.init_from={self.init_model()}")
         if self.witness_products:
             args.append(f"--data.product_witness={self.product_witness()}")
+        if resolved.line_witness is not None:
+            args.append(f"--model.line_witness={resolved.line_witness}")
         if self.use_wandb:
             args.append("--wandb.enabled=true")
         if not self.witness_analysis:

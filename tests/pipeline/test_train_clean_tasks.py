@@ -125,6 +125,13 @@ class TestTrain:
         assert _arg(task.command(), "--data.product_witness=") == mains
         assert task.run_folder() != plain.run_folder()
 
+    def test_the_problems_line_witness_reaches_the_model(self, run_dir):
+        """A carrier architecture (modulated.yaml) must take its carrier
+        from it; the model checks."""
+        command = _task(Train, run_dir).command()
+        mains = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+        assert _arg(command, "--model.line_witness=") == mains
+
     def test_witness_analysis_is_an_output_unless_switched_off(self, run_dir):
         task = _task(Train, run_dir)
         assert not any("--analysis." in a for a in task.command())

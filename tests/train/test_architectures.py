@@ -1,5 +1,7 @@
 """Shapes, sizes and receptive fields of the DeepClean architectures."""
 
+import functools
+
 import pytest
 import torch
 
@@ -7,7 +9,9 @@ from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
     Ensemble,
+    ModulatedCarrier,
     architecture_name,
+    assign_carrier,
     receptive_field,
 )
 from deepclean_train.predictor import NoisePredictor
@@ -20,7 +24,14 @@ def count_parameters(network: torch.nn.Module) -> int:
     return sum(parameter.numel() for parameter in network.parameters())
 
 
-@pytest.mark.parametrize("architecture", [DeepCleanAutoencoder, DilatedUNet])
+@pytest.mark.parametrize(
+    "architecture",
+    [
+        DeepCleanAutoencoder,
+        DilatedUNet,
+        functools.partial(ModulatedCarrier, carrier_channel=0),
+    ],
+)
 def test_output_shape(architecture: type[torch.nn.Module]) -> None:
     network = architecture(NUM_CHANNELS)
     prediction = network(torch.randn(3, NUM_CHANNELS, 512))
@@ -107,3 +118,127 @@ def test_ensemble_exports_with_the_predictor() -> None:
 def test_ensemble_of_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 members"):
         Ensemble(DeepCleanAutoencoder(NUM_CHANNELS), 1)
+
+
+def single_path(network: ModulatedCarrier) -> ModulatedCarrier:
+    """Zero every weight, then pass the carrier and the smoothed
+    witnesses through unchanged (delta filters, identity normalisation):
+    each modulation is then what its heads make of the witnesses at the
+    same instant, times the carrier."""
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        for conv in (network.smoothing, network.carriers):
+            conv.weight[:, :, conv.kernel_size[0] // 2] = 1.0
+        network.output_filters.weight[0, 0, 16] = 1.0
+        network.norm.weight.fill_(1.0)
+        network.norm.running_var.fill_(1.0 - network.norm.eps)
+    return network.eval()
+
+
+class TestModulatedCarrier:
+    def test_bilinear_and_quadratic_terms_are_products(self) -> None:
+        network = single_path(ModulatedCarrier(4, carrier_channel=2))
+        with torch.no_grad():
+            network.linear_head.weight[0, 1, 0] = 0.5
+            network.linear_head.bias[0] = 0.25
+            network.left_head.weight[0, 0, 0] = 1.0
+            network.right_head.weight[0, 3, 0] = 2.0
+            x = torch.randn(2, 4, 256)
+            expected = x[:, 2] * (
+                0.5 * x[:, 1] + 0.25 + 2.0 * x[:, 0] * x[:, 3]
+            )
+            torch.testing.assert_close(network(x), expected)
+
+    def test_relu_head_gives_rectified_motion(self) -> None:
+        network = single_path(
+            ModulatedCarrier(3, carrier_channel=0, hidden_channels=2)
+        )
+        first, second = network.relu_head[0], network.relu_head[2]
+        with torch.no_grad():
+            # |w| = relu(w) + relu(-w)
+            first.weight[:, 1, 0] = torch.tensor([1.0, -1.0])
+            second.weight[0, :, 0] = 1.0
+            x = torch.randn(2, 3, 128)
+            torch.testing.assert_close(network(x), x[:, 0] * x[:, 1].abs())
+
+    def test_smoothing_starts_as_a_low_pass(self) -> None:
+        taps = ModulatedCarrier(3).smoothing.weight.detach()
+        assert taps.shape == (3, 1, 33)
+        # 256 Hz network rate: the motions below 8 Hz pass, the 60 Hz
+        # line does not reach the modulations
+        gain = torch.fft.rfft(taps[:, 0].double(), n=256).abs()
+        torch.testing.assert_close(
+            gain[:, 0], torch.ones(3, dtype=torch.float64)
+        )
+        assert gain[:, 8].min() > 0.85
+        assert gain[:, 60].max() < 1e-3
+
+    def test_receptive_field(self) -> None:
+        network = ModulatedCarrier(NUM_CHANNELS + 2, carrier_channel=0)
+        assert receptive_field(network, NUM_CHANNELS + 2, 1024) == 65
+        assert count_parameters(network) == 5_606
+
+    def test_ensemble_members_share_the_low_pass_start(self) -> None:
+        ensemble = Ensemble(ModulatedCarrier(3), 2)
+        first, second = ensemble.members
+        torch.testing.assert_close(
+            first.smoothing.weight, second.smoothing.weight
+        )
+        assert not torch.equal(
+            first.linear_head.weight, second.linear_head.weight
+        )
+
+    def test_exports_with_the_predictor(self) -> None:
+        network = ModulatedCarrier(NUM_CHANNELS, carrier_channel=4)
+        predictor = NoisePredictor(network, NUM_CHANNELS, 16).eval()
+        scripted = torch.jit.script(predictor)
+        x = torch.randn(1, NUM_CHANNELS, 4096)
+        with torch.no_grad():
+            torch.testing.assert_close(scripted(x), predictor(x))
+
+    def test_bad_settings_are_refused(self) -> None:
+        with pytest.raises(ValueError, match="carrier_channel 3 is not"):
+            ModulatedCarrier(3, carrier_channel=3)
+        with pytest.raises(ValueError, match="smoothing_cutoff 0.5"):
+            ModulatedCarrier(3, smoothing_cutoff=0.5)
+        with pytest.raises(ValueError, match="kernel_size must be odd"):
+            ModulatedCarrier(3, carrier_taps=32)
+
+    def test_a_carrier_is_needed(self) -> None:
+        with pytest.raises(ValueError, match="no carrier channel"):
+            ModulatedCarrier(3)(torch.randn(1, 3, 64))
+
+
+class TestAssignCarrier:
+    WITNESSES = ("H1:ASC-A", "H1:PEM-MAINS", "H1:ASC-B")
+
+    def test_every_member_takes_the_line_witness(self) -> None:
+        network = Ensemble(ModulatedCarrier(3), 2)
+        assign_carrier(network, self.WITNESSES, "H1:PEM-MAINS")
+        assert [m.carrier_channel for m in network.members] == [1, 1]
+
+    def test_other_architectures_need_no_line_witness(self) -> None:
+        network = DeepCleanAutoencoder(3)
+        assign_carrier(network, self.WITNESSES, None)
+
+    @pytest.mark.parametrize(
+        ("carrier", "line_witness", "message"),
+        [
+            (None, None, "name it with --model.line_witness"),
+            (None, "H1:PEM-OTHER", "'H1:PEM-OTHER' is not among"),
+            (
+                0,
+                "H1:PEM-MAINS",
+                "carrier_channel 0 is 'H1:ASC-A', not the line witness "
+                r"'H1:PEM-MAINS' \(channel 1\); leave "
+                "model.arch.init_args.carrier_channel unset",
+            ),
+        ],
+    )
+    def test_refusals(
+        self, carrier: int | None, line_witness: str | None, message: str
+    ) -> None:
+        network = ModulatedCarrier(3, carrier_channel=carrier)
+        with pytest.raises(ValueError, match=message):
+            assign_carrier(network, self.WITNESSES, line_witness)

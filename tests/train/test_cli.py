@@ -32,6 +32,7 @@ from deepclean_io.hdf5 import (
     SUBTRACTED_ATTRIBUTE,
     SUBTRACTED_MODEL_ATTRIBUTE,
 )
+from deepclean_io.truth import read_truth
 from deepclean_train.architectures import (
     DeepCleanAutoencoder,
     DilatedUNet,
@@ -359,6 +360,76 @@ def test_ensemble_overlay_builds(tmp_path: Path) -> None:
     )
     assert architecture_name(cli.model.network) == "DeepCleanAutoencoder x 3"
     assert cli.model.network.members[2].num_channels == 21
+
+
+def test_modulated_overlay_builds(tmp_path: Path) -> None:
+    options = [
+        "--config",
+        str(CONFIGS / "reference.yaml"),
+        "--config",
+        str(CONFIGS / "modulated.yaml"),
+    ]
+    mains = "H1:PEM-CS_MAINSMON_EBAY_1_DQ"
+    cli = build_cli(tmp_path, *options, "--model.line_witness", mains)
+    network = cli.model.network
+    assert architecture_name(network) == "ModulatedCarrier"
+    assert sum(p.numel() for p in network.parameters()) == 5_312
+    # the registry's problems list the mains monitor last
+    witnesses = sorted(cli.model.hparams.witnesses)
+    assert witnesses[-1] == mains
+    cli = build_cli(
+        tmp_path,
+        *options,
+        "--data.witnesses",
+        json.dumps(witnesses),
+        "--model.line_witness",
+        mains,
+    )
+    assert cli.model.network.carrier_channel == len(witnesses) - 1
+    assert cli.model.hparams.learning_rate == 3e-3
+    with pytest.raises(ValueError, match="--model.line_witness CHANNEL"):
+        build_cli(tmp_path, *options)
+
+
+def test_modulated_carrier_learns_a_bilinear_coupling(
+    bilinear, bilinear_pool: Path, bilinear_fit_options, tmp_path: Path
+) -> None:
+    """Four short epochs on the simulated bilinear coupling: the reference
+    model reaches a validation ratio of 0.80 there, 1.35 times the
+    ideal's 0.589; the carrier-modulation network 0.665 (1.13 times)."""
+    witnesses = [
+        bilinear.mains,
+        *bilinear.coupled,
+        bilinear.uncoupled,
+        *bilinear.decoys,
+    ]
+    run(
+        [
+            "fit",
+            *bilinear_fit_options,
+            f"--config={CONFIGS / 'modulated.yaml'}",
+            f"--model.line_witness={bilinear.mains}",
+            f"--data.fname={bilinear_pool}",
+            f"--data.witnesses={json.dumps(witnesses)}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.max_epochs=4",
+            "--analysis.enabled=false",
+        ]
+    )
+    valid_start = bilinear.t0 + 512
+    truth = read_truth(bilinear_pool, valid_start, valid_start + 128)
+    without_coupling = truth.background + truth.injections
+    raw = torch.from_numpy(without_coupling + truth.coupled)
+    ideal = asd_ratio(
+        torch.from_numpy(without_coupling),
+        raw,
+        bilinear.sample_rate,
+        [(55.0, 65.0)],
+        2.0,
+    )
+    assert min(val_asdr_history(tmp_path)) < 1.2 * float(ideal)
+    metadata = json.loads((tmp_path / "model.json").read_text())
+    assert metadata["architecture"] == "ModulatedCarrier"
 
 
 @pytest.mark.slow

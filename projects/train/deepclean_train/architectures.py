@@ -16,6 +16,10 @@ noise of shape ``(batch, time)``. ``time`` must be a multiple of
   reaches a receptive field of 499 samples (0.97 s at 512 Hz) for about
   0.17 M parameters.
 
+* :class:`ModulatedCarrier`: the line witness through learned filters
+  times learned pointwise functions of the smoothed witnesses, the form
+  of power-line couplings (5,600 parameters for 23 witnesses).
+
 :class:`Ensemble` averages independently initialised copies of any of
 them.
 """
@@ -254,6 +258,158 @@ class DilatedUNet(nn.Module):
         return self.output_conv(hidden)[:, 0]
 
 
+class _LowPassFilters(nn.Conv1d):
+    """A learned FIR filter per channel, started as a low-pass.
+
+    Shape-preserving depthwise convolution ``(batch, channels, time)``;
+    :meth:`reset_parameters` sets every channel's taps to a Hann-windowed
+    sinc with cutoff ``cutoff`` times the sample rate and unit gain at
+    0 Hz.
+    """
+
+    def __init__(self, channels: int, taps: int, cutoff: float) -> None:
+        self.cutoff = cutoff
+        super().__init__(
+            channels,
+            channels,
+            taps,
+            padding=taps // 2,
+            groups=channels,
+            bias=False,
+        )
+
+    def reset_parameters(self) -> None:
+        taps = self.kernel_size[0]
+        offsets = torch.arange(taps, dtype=torch.float64) - taps // 2
+        window = torch.hann_window(
+            taps + 2, periodic=False, dtype=torch.float64
+        )[1:-1]
+        response = torch.sinc(2 * self.cutoff * offsets) * window
+        with torch.no_grad():
+            self.weight.copy_(
+                (response / response.sum()).expand(self.out_channels, 1, -1)
+            )
+
+
+class ModulatedCarrier(nn.Module):
+    """Line noise as filtered carriers times learned modulations.
+
+    Power-line noise reaches strain as the line witness (the carrier)
+    through a transfer function, and mixed with slow motions: ``sum_k
+    (c_k * line)(t) m_k(w(t))`` with filters ``c_k`` and functions
+    ``m_k`` of the witnesses at that instant, linear for a bilinear
+    coupling (the model form of NonSENS-style subtraction) and anything
+    else for a nonlinear one. This network has that form, and little
+    else, so it needs few parameters and few examples:
+
+    - every witness through its own learned low-pass FIR filter
+      (``smoothing_taps``, started as a Hann-windowed sinc with cutoff
+      ``smoothing_cutoff`` times the sample rate: the slow motions
+      stay, their white sensor noise and the line go), then batch
+      normalisation;
+    - ``num_modulations`` modulations, each the sum of a linear map of
+      the smoothed witnesses, the product of two more (products of
+      motions need no ReLU approximation) and a one-hidden-layer ReLU
+      network of them (``|motion|`` and the like), all pointwise in
+      time;
+    - as many carriers, the line witness through learned FIR filters
+      (``carrier_taps``; each gives its own phase and gain at the line);
+      a constant modulation gives the linear coupling;
+    - the products of carriers and modulations summed through learned
+      FIR filters (``output_taps``; the transfer function after
+      mixing).
+
+    Receptive field ``output_taps + max(smoothing_taps, carrier_taps) -
+    1`` samples (65 with the defaults: 0.25 s at 256 Hz). With 23
+    witnesses and the defaults: 5,600 parameters.
+
+    Args:
+        num_channels: number of witness channels.
+        carrier_channel: index of the line witness among them; ``None``
+            until :func:`assign_carrier` sets it (``DeepCleanModel``
+            does, from its ``line_witness``).
+        num_modulations: carrier-modulation pairs.
+        hidden_channels: width of the ReLU network of the modulations.
+        smoothing_taps: odd length of the witnesses' filters, samples.
+        smoothing_cutoff: their initial cutoff over the sample rate.
+        carrier_taps: odd length of the carrier filters, samples.
+        output_taps: odd length of the output filters, samples.
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        carrier_channel: int | None = None,
+        num_modulations: int = 16,
+        hidden_channels: int = 64,
+        smoothing_taps: int = 33,
+        smoothing_cutoff: float = 1 / 16,
+        carrier_taps: int = 33,
+        output_taps: int = 33,
+    ) -> None:
+        super().__init__()
+        for taps in (smoothing_taps, carrier_taps, output_taps):
+            _check_kernel_size(taps)
+        if carrier_channel is not None and not (
+            0 <= carrier_channel < num_channels
+        ):
+            raise ValueError(
+                f"carrier_channel {carrier_channel} is not one of the "
+                f"{num_channels} witness channels"
+            )
+        if not 0 < smoothing_cutoff < 0.5:
+            raise ValueError(
+                f"smoothing_cutoff {smoothing_cutoff} must lie between 0 "
+                "and 0.5 (the Nyquist frequency over the sample rate)"
+            )
+        self.num_channels = num_channels
+        self.carrier_channel = carrier_channel
+        self.smoothing = _LowPassFilters(
+            num_channels, smoothing_taps, smoothing_cutoff
+        )
+        self.norm = nn.BatchNorm1d(num_channels)
+        self.linear_head = nn.Conv1d(num_channels, num_modulations, 1)
+        self.left_head = nn.Conv1d(num_channels, num_modulations, 1)
+        self.right_head = nn.Conv1d(num_channels, num_modulations, 1)
+        self.relu_head = nn.Sequential(
+            nn.Conv1d(num_channels, hidden_channels, 1),
+            nn.ReLU(),
+            nn.Conv1d(hidden_channels, num_modulations, 1),
+        )
+        self.carriers = nn.Conv1d(
+            1, num_modulations, carrier_taps, padding=carrier_taps // 2
+        )
+        self.output_filters = nn.Conv1d(
+            num_modulations, 1, output_taps, padding=output_taps // 2
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict noise.
+
+        Args:
+            x: standardised witnesses, ``(batch, channels, time)``.
+
+        Returns:
+            Predicted scaled noise, ``(batch, time)``.
+        """
+        _check_input(x, self.num_channels, 1)
+        index = self.carrier_channel
+        if index is None:
+            raise ValueError(
+                "ModulatedCarrier has no carrier channel: give "
+                "carrier_channel or call assign_carrier"
+            )
+        carrier = x[:, index : index + 1]
+        slow = self.norm(self.smoothing(x))
+        modulations = (
+            self.linear_head(slow)
+            + self.left_head(slow) * self.right_head(slow)
+            + self.relu_head(slow)
+        )
+        mixed = self.carriers(carrier) * modulations
+        return self.output_filters(mixed)[:, 0]
+
+
 class Ensemble(nn.Module):
     """The mean prediction of independently initialised copies of a network.
 
@@ -304,6 +460,57 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The members' mean prediction, ``(batch, time)``."""
         return self.members_forward(x).mean(dim=0)
+
+
+def assign_carrier(
+    network: nn.Module, witnesses: Sequence[str], line_witness: str | None
+) -> None:
+    """Point every :class:`ModulatedCarrier` in ``network`` at the line.
+
+    Sets the ``carrier_channel`` of those that have none to the index of
+    ``line_witness`` among ``witnesses``; networks without a
+    :class:`ModulatedCarrier` are left alone.
+
+    Args:
+        network: an architecture, or an :class:`Ensemble` of them.
+        witnesses: witness channel names, in input order.
+        line_witness: the problem's line witness (the mains monitor);
+            ``None`` when none was named.
+
+    Raises:
+        ValueError: no line witness was named, or it is not among
+            ``witnesses``, or a :class:`ModulatedCarrier` was given
+            another carrier channel.
+    """
+    carriers = [
+        module
+        for module in network.modules()
+        if isinstance(module, ModulatedCarrier)
+    ]
+    if not carriers:
+        return
+    if line_witness is None:
+        raise ValueError(
+            "ModulatedCarrier multiplies the line witness by learned "
+            "modulations: name it with --model.line_witness CHANNEL (the "
+            "Train task passes the problem's)"
+        )
+    if line_witness not in witnesses:
+        raise ValueError(
+            f"the line witness {line_witness!r} is not among the "
+            f"witnesses {list(witnesses)}"
+        )
+    index = list(witnesses).index(line_witness)
+    for module in carriers:
+        if module.carrier_channel not in (None, index):
+            raise ValueError(
+                f"ModulatedCarrier's carrier_channel "
+                f"{module.carrier_channel} is "
+                f"{witnesses[module.carrier_channel]!r}, not the line "
+                f"witness {line_witness!r} (channel {index}); leave "
+                "model.arch.init_args.carrier_channel unset"
+            )
+        module.carrier_channel = index
 
 
 def architecture_name(network: nn.Module) -> str:

@@ -23,7 +23,7 @@ from deepclean_engine import (
 )
 from deepclean_engine.config import EdgeHandling
 from deepclean_engine.resampling import passband_edge, resampling_factor
-from deepclean_train.architectures import Ensemble
+from deepclean_train.architectures import Ensemble, assign_carrier
 from deepclean_train.data import Band, DeepCleanDataModule, Span
 from deepclean_train.export import load_pretrained_network
 from deepclean_train.predictor import NoisePredictor, line_index
@@ -114,6 +114,10 @@ class DeepCleanModel(pl.LightningModule):
         product_witness: witness (the mains monitor) whose products with
             every other witness are extra network inputs; ``None`` for
             none.
+        line_witness: the problem's line witness (the mains monitor),
+            the carrier of a
+            :class:`~deepclean_train.architectures.ModulatedCarrier`;
+            ``None`` for none.
         init_from: exported ``model.pt`` whose network weights initialise
             this model (fine-tuning); its channels must match. Not saved
             in checkpoints (their weights already include it).
@@ -146,12 +150,14 @@ class DeepCleanModel(pl.LightningModule):
         network_sample_rate: float | None = None,
         valid_batch_size: int = 64,
         product_witness: str | None = None,
+        line_witness: str | None = None,
         init_from: str | None = None,
         ensemble_size: int = 1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["arch", "init_from"])
         factor = _network_factor(sample_rate, network_sample_rate, bands)
+        assign_carrier(arch, witnesses, line_witness)
         if ensemble_size > 1:
             arch = Ensemble(arch, ensemble_size)
         elif ensemble_size < 1:

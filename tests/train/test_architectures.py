@@ -128,9 +128,9 @@ def single_path(network: ModulatedCarrier) -> ModulatedCarrier:
     with torch.no_grad():
         for parameter in network.parameters():
             parameter.zero_()
-        for conv in (network.smoothing, network.carriers):
-            conv.weight[:, :, conv.kernel_size[0] // 2] = 1.0
-        network.output_filters.weight[0, 0, 16] = 1.0
+        network.smoothing.weight[:, 16] = 1.0
+        network.carriers.weight[:, :, 16] = 1.0
+        network.output_filters.weight[0, 16] = 1.0
         network.norm.weight.fill_(1.0)
         network.norm.running_var.fill_(1.0 - network.norm.eps)
     return network.eval()
@@ -162,12 +162,32 @@ class TestModulatedCarrier:
             x = torch.randn(2, 3, 128)
             torch.testing.assert_close(network(x), x[:, 0] * x[:, 1].abs())
 
+    @pytest.mark.parametrize("length", [5, 64, 301])
+    def test_fft_filters_are_the_convolutions(self, length: int) -> None:
+        """The FFT filters give what zero-padded Conv1d layers give
+        (with the taps flipped: Conv1d correlates), at any length."""
+        network = ModulatedCarrier(3, carrier_channel=0, output_taps=9)
+        x = torch.randn(2, 3, length, dtype=torch.float64)
+        smoothing = network.smoothing.weight.detach().double()
+        expected = torch.nn.functional.conv1d(
+            x, smoothing.flip(-1)[:, None], padding=16, groups=3
+        )
+        torch.testing.assert_close(
+            network.smoothing.double()(x), expected, rtol=0, atol=1e-12
+        )
+        mixed = torch.randn(2, 16, length, dtype=torch.float64)
+        summed = network.output_filters.double()
+        expected = torch.nn.functional.conv1d(
+            mixed, summed.weight.flip(-1)[None], summed.bias[None], padding=4
+        )[:, 0]
+        torch.testing.assert_close(summed(mixed), expected, rtol=0, atol=1e-12)
+
     def test_smoothing_starts_as_a_low_pass(self) -> None:
         taps = ModulatedCarrier(3).smoothing.weight.detach()
-        assert taps.shape == (3, 1, 33)
+        assert taps.shape == (3, 33)
         # 256 Hz network rate: the motions below 8 Hz pass, the 60 Hz
         # line does not reach the modulations
-        gain = torch.fft.rfft(taps[:, 0].double(), n=256).abs()
+        gain = torch.fft.rfft(taps.double(), n=256).abs()
         torch.testing.assert_close(
             gain[:, 0], torch.ones(3, dtype=torch.float64)
         )

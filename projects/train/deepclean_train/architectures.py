@@ -258,37 +258,92 @@ class DilatedUNet(nn.Module):
         return self.output_conv(hidden)[:, 0]
 
 
-class _LowPassFilters(nn.Conv1d):
+def _fft_convolve(
+    x: torch.Tensor, taps: torch.Tensor, sum_channels: bool
+) -> torch.Tensor:
+    """Each channel convolved with its own centred FIR filter.
+
+    ``y[c, t] = sum_k taps[c, k] x[c, t + len // 2 - k]`` with zeros
+    outside ``x``, the same as a depthwise ``Conv1d`` (with flipped taps)
+    of ``len // 2`` zero padding, computed by FFT: oneDNN's CPU kernels
+    for depthwise and single-output convolutions with long taps are
+    several times slower, most of all their gradients.
+
+    Args:
+        x: ``(batch, channels, time)``.
+        taps: ``(channels, len)``, ``len`` odd.
+        sum_channels: sum the filtered channels.
+
+    Returns:
+        ``(batch, channels, time)``, or ``(batch, time)`` summed.
+    """
+    length, size = x.shape[-1], taps.shape[-1]
+    # a multiple of 64 above the linear convolution's length: fast FFTs
+    n = (length + size - 1 + 63) // 64 * 64
+    spectrum = torch.fft.rfft(x, n) * torch.fft.rfft(taps, n)
+    if sum_channels:
+        spectrum = spectrum.sum(dim=1)
+    filtered = torch.fft.irfft(spectrum, n)
+    return filtered[..., size // 2 : size // 2 + length]
+
+
+class _LowPassFilters(nn.Module):
     """A learned FIR filter per channel, started as a low-pass.
 
-    Shape-preserving depthwise convolution ``(batch, channels, time)``;
-    :meth:`reset_parameters` sets every channel's taps to a Hann-windowed
-    sinc with cutoff ``cutoff`` times the sample rate and unit gain at
-    0 Hz.
+    Shape-preserving, ``(batch, channels, time)``; :meth:`reset_parameters`
+    sets every channel's taps to a Hann-windowed sinc with cutoff
+    ``cutoff`` times the sample rate and unit gain at 0 Hz.
+
+    Args:
+        channels: number of channels.
+        taps: odd filter length, samples.
+        cutoff: initial cutoff over the sample rate.
     """
 
     def __init__(self, channels: int, taps: int, cutoff: float) -> None:
+        super().__init__()
         self.cutoff = cutoff
-        super().__init__(
-            channels,
-            channels,
-            taps,
-            padding=taps // 2,
-            groups=channels,
-            bias=False,
-        )
+        self.weight = nn.Parameter(torch.empty(channels, taps))
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        taps = self.kernel_size[0]
+        channels, taps = self.weight.shape
         offsets = torch.arange(taps, dtype=torch.float64) - taps // 2
         window = torch.hann_window(
             taps + 2, periodic=False, dtype=torch.float64
         )[1:-1]
         response = torch.sinc(2 * self.cutoff * offsets) * window
         with torch.no_grad():
-            self.weight.copy_(
-                (response / response.sum()).expand(self.out_channels, 1, -1)
-            )
+            self.weight.copy_((response / response.sum()).expand(channels, -1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _fft_convolve(x, self.weight, sum_channels=False)
+
+
+class _SummedFilters(nn.Module):
+    """Channels through their own learned FIR filters, then summed.
+
+    ``(batch, channels, time)`` to ``(batch, time)``, plus a bias;
+    initialised like a ``Conv1d(channels, 1, taps)``.
+
+    Args:
+        channels: number of channels.
+        taps: odd filter length, samples.
+    """
+
+    def __init__(self, channels: int, taps: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(channels, taps))
+        self.bias = nn.Parameter(torch.empty(()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = self.weight.numel() ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _fft_convolve(x, self.weight, sum_channels=True) + self.bias
 
 
 class ModulatedCarrier(nn.Module):
@@ -379,9 +434,7 @@ class ModulatedCarrier(nn.Module):
         self.carriers = nn.Conv1d(
             1, num_modulations, carrier_taps, padding=carrier_taps // 2
         )
-        self.output_filters = nn.Conv1d(
-            num_modulations, 1, output_taps, padding=output_taps // 2
-        )
+        self.output_filters = _SummedFilters(num_modulations, output_taps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Predict noise.
@@ -407,7 +460,7 @@ class ModulatedCarrier(nn.Module):
             + self.relu_head(slow)
         )
         mixed = self.carriers(carrier) * modulations
-        return self.output_filters(mixed)[:, 0]
+        return self.output_filters(mixed)
 
 
 class Ensemble(nn.Module):

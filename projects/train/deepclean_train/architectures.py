@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepclean_train.predictor import line_index
+
 
 def _check_kernel_size(kernel_size: int) -> None:
     if kernel_size < 1 or kernel_size % 2 == 0:
@@ -548,12 +550,7 @@ def assign_carrier(
             "modulations: name it with --model.line_witness CHANNEL (the "
             "Train task passes the problem's)"
         )
-    if line_witness not in witnesses:
-        raise ValueError(
-            f"the line witness {line_witness!r} is not among the "
-            f"witnesses {list(witnesses)}"
-        )
-    index = list(witnesses).index(line_witness)
+    index = line_index(list(witnesses), line_witness, "line_witness")
     for module in carriers:
         if module.carrier_channel not in (None, index):
             raise ValueError(

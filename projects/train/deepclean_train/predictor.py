@@ -12,22 +12,29 @@ from deepclean_engine.resampling import Decimator, Interpolator
 
 
 def line_index(
-    witnesses: list[str], product_witness: str | None
+    witnesses: list[str],
+    line_witness: str | None,
+    option: str = "product_witness",
 ) -> int | None:
-    """Row of ``product_witness`` among ``witnesses`` (``None``: none).
+    """Row of ``line_witness`` among ``witnesses`` (``None``: none).
+
+    Args:
+        witnesses: witness channel names, in input order.
+        line_witness: the line witness (the mains monitor), or ``None``.
+        option: the setting that named it, for the error message.
 
     Raises:
-        ValueError: ``product_witness`` is not a witness.
+        ValueError: ``line_witness`` is not a witness.
     """
-    if product_witness is None:
+    if line_witness is None:
         return None
-    if product_witness not in witnesses:
+    if line_witness not in witnesses:
         raise ValueError(
-            f"product_witness {product_witness!r} is not among the "
-            f"witnesses {witnesses}; name one of them (the mains monitor) "
-            "or set it to null"
+            f"{option} {line_witness!r} is not among the witnesses "
+            f"{witnesses}; name one of them (the mains monitor) or set it "
+            "to null"
         )
-    return witnesses.index(product_witness)
+    return witnesses.index(line_witness)
 
 
 def num_inputs(witnesses: list[str], product_witness: str | None) -> int:

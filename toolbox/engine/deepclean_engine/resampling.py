@@ -96,6 +96,38 @@ def _decimation_matrix(
     return matrix
 
 
+def _edge_matrices(
+    taps: np.ndarray, factor: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maps from the first and last input samples of a window to the
+    decimated samples whose taps reach across its edges.
+
+    With ``edge = ceil(half / factor)`` for ``half = (len(taps) - 1) /
+    2``: the first matrix maps input samples ``[0, (edge - 1) * factor
+    + half]`` of a window to its outputs ``0 .. edge - 1``; the second
+    maps its last ``edge * factor + half`` input samples to its last
+    ``edge`` outputs (the window's length a multiple of ``factor``).
+    Both see zeros outside the window, as :meth:`Decimator.forward` on
+    the window alone does.
+
+    Returns:
+        ``(edge * factor - factor + half + 1, edge)`` and
+        ``(edge * factor + half, edge)``.
+    """
+    half = (len(taps) - 1) // 2
+    edge = -(-half // factor)
+    columns = np.arange(edge)[np.newaxis, :] * factor
+
+    def matrix(num_rows: int, offset: int) -> np.ndarray:
+        index = np.arange(num_rows)[:, np.newaxis] - columns + offset
+        inside = (index >= 0) & (index < len(taps))
+        return np.where(inside, taps[np.clip(index, 0, len(taps) - 1)], 0.0)
+
+    return matrix((edge - 1) * factor + half + 1, half), matrix(
+        edge * factor + half, 0
+    )
+
+
 def _interpolation_matrix(
     taps: np.ndarray, factor: int, margin: int
 ) -> np.ndarray:
@@ -185,6 +217,9 @@ class Decimator(torch.nn.Module):
             ``attenuation``; a state dict's copy is not loaded (those
             saved before ``DECIMATION_BLOCK_SIZE`` hold another layout of
             the same filter).
+        first_edge, last_edge: maps from a window's first and last input
+            samples to the decimated samples near its edges
+            (:func:`_edge_matrices`), float32, not saved.
     """
 
     def __init__(
@@ -202,6 +237,14 @@ class Decimator(torch.nn.Module):
         self.register_buffer(
             "matrix", torch.tensor(matrix, dtype=torch.float32)
         )
+        for name, edge_matrix in zip(
+            ("first_edge", "last_edge"), _edge_matrices(taps, factor)
+        ):
+            self.register_buffer(
+                name,
+                torch.tensor(edge_matrix, dtype=torch.float32),
+                persistent=False,
+            )
 
     def _load_from_state_dict(
         self, state_dict: dict, prefix: str, *args, **kwargs
@@ -247,9 +290,10 @@ class Decimator(torch.nn.Module):
         to float rounding) without copying the windows: the span is
         decimated once, and only the outputs within ``half_length``
         input samples of a window's edges, which see that window's zero
-        extension instead of its neighbours' data, are recomputed from
-        short pieces of the window. Windows whose start or stride is not
-        on the decimated grid are decimated one by one.
+        extension instead of its neighbours' data, are recomputed, each
+        edge as one matrix product with the first or last input samples
+        of every window (:func:`_edge_matrices`). Windows whose start or
+        stride is not on the decimated grid are decimated one by one.
 
         Args:
             x: ``(channels, time)``; windows start at samples ``0,
@@ -263,24 +307,22 @@ class Decimator(torch.nn.Module):
         factor = self.factor
         num_windows = (x.shape[-1] - kernel) // stride + 1
         length = (num_windows - 1) * stride + kernel
-        # outputs on each side whose taps reach across the window's edge,
-        # and a piece of input that holds every input they need
-        edge = -(-self.half_length // factor)
-        piece = 2 * edge * factor
-        if stride % factor or kernel % factor or piece > kernel:
+        edge = self.first_edge.shape[1]
+        if stride % factor or kernel % factor or 2 * edge * factor > kernel:
             return self(x.unfold(-1, kernel, stride).transpose(0, 1))
         decimated = self(x[:, :length])
         windows = decimated.unfold(-1, kernel // factor, stride // factor)
         windows = windows.transpose(0, 1).contiguous()
-        pieces = torch.stack(
-            [
-                x[:, :length].unfold(-1, piece, stride)[:, :num_windows],
-                x[:, kernel - piece : length].unfold(-1, piece, stride),
-            ]
+        first = x[:, : length - kernel + self.first_edge.shape[0]]
+        last = x[:, kernel - self.last_edge.shape[0] : length]
+        first = first.unfold(-1, self.first_edge.shape[0], stride)
+        last = last.unfold(-1, self.last_edge.shape[0], stride)
+        windows[..., :edge] = (first @ self.first_edge.to(x.dtype)).transpose(
+            0, 1
         )
-        edges = self(pieces).transpose(1, 2)
-        windows[..., :edge] = edges[0, ..., :edge]
-        windows[..., -edge:] = edges[1, ..., edge:]
+        windows[..., -edge:] = (last @ self.last_edge.to(x.dtype)).transpose(
+            0, 1
+        )
         return windows
 
 

@@ -622,24 +622,50 @@ class TestCommandLine:
     def test_sigterm_exits_143_and_leaves_complete_files(
         self, data_file, model_path, tmp_path, monkeypatch
     ):
+        """SIGTERM once the first frame is written (by the writer thread,
+        while the main thread waits or cleans): the run stops early, and
+        what it leaves is whole frames, each with its record."""
         import signal
 
         from deepclean_clean.cli import main
         from deepclean_io import gwf
 
         real_write = gwf.write_gwf
+        written = []
 
         def write_then_terminate(fname, *args, **kwargs):
             real_write(fname, *args, **kwargs)
-            os.kill(os.getpid(), signal.SIGTERM)
+            written.append(fname)
+            if len(written) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
 
         monkeypatch.setattr(gwf, "write_gwf", write_then_terminate)
         out = tmp_path / "out"
         with pytest.raises(SystemExit) as stopped:
             main(self.arguments(model_path, data_file, out))
         assert stopped.value.code == 143
-        (frame,) = out.glob("*.gwf")
-        assert sorted(out.iterdir()) == [frame, record_path(frame)]
+        frames = sorted(out.glob("*.gwf"))
+        assert frames == sorted(written)
+        assert sorted(out.iterdir()) == sorted(
+            frames + [record_path(frame) for frame in frames]
+        )
+        monkeypatch.setattr(gwf, "write_gwf", real_write)
+        summary = clean(
+            model_path,
+            [data_file],
+            tmp_path / "all",
+            file_length=16,
+            progress=False,
+        )
+        for frame in frames:
+            stopped_run, _, _ = gwf.read_gwf(frame, [f"{STRAIN}_DC"])
+            whole_run, _, _ = gwf.read_gwf(
+                tmp_path / "all" / frame.name, [f"{STRAIN}_DC"]
+            )
+            np.testing.assert_array_equal(
+                stopped_run[f"{STRAIN}_DC"], whole_run[f"{STRAIN}_DC"]
+            )
+        assert 1 <= len(frames) < len(summary.files)
 
 
 class TestWindowOverride:

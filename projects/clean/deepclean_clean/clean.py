@@ -40,8 +40,10 @@ import bisect
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -419,6 +421,27 @@ def _flag_reason(
     return ", ".join(reasons) or PREDICTION_NOT_FINITE
 
 
+def _read_chunk(
+    segment: ContiguousFiles,
+    strain_channel: str,
+    witnesses: list[str],
+    start: float,
+    end: float,
+) -> tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]:
+    """Read ``[start, end)`` of a segment for the engine.
+
+    Returns:
+        The channels as read, the GPS time of their first sample, the
+        strain ``(time,)`` as float64 and the witnesses stacked in the
+        model's order ``(channels, time)`` as float32 (one pass each: no
+        copy of float64 strain, witnesses converted while stacked).
+    """
+    data, t0, _ = segment.read([strain_channel, *witnesses], start, end)
+    strain = np.asarray(data[strain_channel], np.float64)
+    rows = np.stack([data[w] for w in witnesses], dtype=np.float32)
+    return data, t0, strain, rows
+
+
 def _clean_span(
     engine: CleaningEngine,
     segment: ContiguousFiles,
@@ -434,9 +457,10 @@ def _clean_span(
 
     Each chunk reads the context the engine needs around it
     (:meth:`~deepclean_engine.CleaningEngine.required_span`), across the
-    boundaries of the segment's files. A hybrid model's classical stage
-    runs as one stream from the first chunk's first sample on, and its
-    estimate is the engine's prior.
+    boundaries of the segment's files; the next chunk is read in a
+    second thread while the engine cleans this one. A hybrid model's
+    classical stage runs as one stream from the first chunk's first
+    sample on, and its estimate is the engine's prior.
 
     Args:
         engine: the cleaning engine.
@@ -471,44 +495,54 @@ def _clean_span(
             classical, len(witnesses), rate, engine.config.bands
         )
     )
-    chunk_start = start
-    while chunk_start < end:
-        chunk_end = min(chunk_start + chunk_length, end)
-        data, t0, _ = segment.read(
-            [strain_channel, *witnesses],
-            *engine.required_span(chunk_start, chunk_end),
-        )
-        # one pass each: no copy of float64 strain, witnesses converted
-        # while stacked
-        strain = np.asarray(data[strain_channel], np.float64)
-        rows = np.stack([data[w] for w in witnesses], dtype=np.float32)
-        prior = (
-            None
-            if estimates is None
-            else torch.from_numpy(
-                estimates.over(strain, rows, round(t0 * rate))
+    chunks = [
+        (chunk_start, min(chunk_start + chunk_length, end))
+        for chunk_start in np.arange(start, end, chunk_length).tolist()
+    ]
+    with ThreadPoolExecutor(1, thread_name_prefix="deepclean-read") as reader:
+
+        def read(chunk: int):
+            return reader.submit(
+                _read_chunk,
+                segment,
+                strain_channel,
+                witnesses,
+                *engine.required_span(*chunks[chunk]),
             )
-        )
-        cleaned = engine.clean(
-            torch.from_numpy(strain), torch.from_numpy(rows), t0, prior
-        )
-        lo = round((chunk_start - cleaned.t0) * rate)
-        hi = round((chunk_end - cleaned.t0) * rate)
-        for key, values in pieces.items():
-            values.append(getattr(cleaned, key)[lo:hi].cpu().numpy())
-        frame_starts = cleaned.t0 + engine.config.frame_length * (
-            torch.nonzero(cleaned.flagged).flatten().cpu().numpy()
-        )
-        flagged.extend(
-            [
-                float(gps),
-                _flag_reason(engine, data, t0, strain_channel, witnesses, gps),
-            ]
-            for gps in frame_starts
-            if chunk_start <= gps < chunk_end
-        )
-        advance(chunk_end - chunk_start)
-        chunk_start = chunk_end
+
+        next_read = read(0)
+        for index, (chunk_start, chunk_end) in enumerate(chunks):
+            data, t0, strain, rows = next_read.result()
+            if index + 1 < len(chunks):
+                next_read = read(index + 1)
+            prior = (
+                None
+                if estimates is None
+                else torch.from_numpy(
+                    estimates.over(strain, rows, round(t0 * rate))
+                )
+            )
+            cleaned = engine.clean(
+                torch.from_numpy(strain), torch.from_numpy(rows), t0, prior
+            )
+            lo = round((chunk_start - cleaned.t0) * rate)
+            hi = round((chunk_end - cleaned.t0) * rate)
+            for key, values in pieces.items():
+                values.append(getattr(cleaned, key)[lo:hi].cpu().numpy())
+            frame_starts = cleaned.t0 + engine.config.frame_length * (
+                torch.nonzero(cleaned.flagged).flatten().cpu().numpy()
+            )
+            flagged.extend(
+                [
+                    float(gps),
+                    _flag_reason(
+                        engine, data, t0, strain_channel, witnesses, gps
+                    ),
+                ]
+                for gps in frame_starts
+                if chunk_start <= gps < chunk_end
+            )
+            advance(chunk_end - chunk_start)
     series = {key: np.concatenate(values) for key, values in pieces.items()}
     return series, flagged
 
@@ -836,31 +870,25 @@ def clean(
     )
     bar.update(sum(b - a for _, (a, b), name in tiles if name in reused))
     pending = [tile for tile in tiles if tile[2] not in reused]
-    for group in _contiguous_groups(pending, max(chunk_length, file_length)):
-        segment, (group_start, _), _ = group[0]
-        series, flagged = _clean_span(
-            engine,
-            segment,
-            strain_channel,
-            witnesses,
-            group_start,
-            group[-1][1][1],
-            chunk_length,
-            bar.update,
-            classical,
-        )
-        suffixed = f"{strain_channel}{channel_suffix}"
-        outputs = {suffixed: "cleaned"}
-        if write_noise:
-            outputs[f"{suffixed}_NOISE"] = "noise"
-        if write_raw:
-            outputs[strain_channel] = "raw"
+    suffixed = f"{strain_channel}{channel_suffix}"
+    outputs = {suffixed: "cleaned"}
+    if write_noise:
+        outputs[f"{suffixed}_NOISE"] = "noise"
+    if write_raw:
+        outputs[strain_channel] = "raw"
+
+    def write_tiles(
+        group: list[_Tile], series: dict[str, np.ndarray]
+    ) -> float:
+        """Write a group's frames and records; the seconds written.
+        Stops between frames once ``stopping`` is set."""
+        group_start = group[0][1][0]
+        seconds = 0.0
         for _, (tile_start, tile_end), name in group:
+            if stopping.is_set():
+                break
             lo = round((tile_start - group_start) * config.sample_rate)
             hi = round((tile_end - group_start) * config.sample_rate)
-            flags[name] = [
-                flag for flag in flagged if tile_start <= flag[0] < tile_end
-            ]
             # the record first, then the frame: an older frame must not
             # outlive the record that replaces its own
             name.unlink(missing_ok=True)
@@ -882,7 +910,45 @@ def clean(
                 config.sample_rate,
                 units=dict.fromkeys(outputs, "strain"),
             )
-            result.seconds_cleaned += tile_end - tile_start
+            seconds += tile_end - tile_start
+        return seconds
+
+    # a group's frames are written in a second thread while the next
+    # group is cleaned; at most one group waits to be written. On an
+    # error or SIGTERM the writer finishes the frame it is writing.
+    stopping = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="deepclean-write") as writer:
+        writing = None
+        try:
+            for group in _contiguous_groups(
+                pending, max(chunk_length, file_length)
+            ):
+                segment, (group_start, _), _ = group[0]
+                series, flagged = _clean_span(
+                    engine,
+                    segment,
+                    strain_channel,
+                    witnesses,
+                    group_start,
+                    group[-1][1][1],
+                    chunk_length,
+                    bar.update,
+                    classical,
+                )
+                for _, (tile_start, tile_end), name in group:
+                    flags[name] = [
+                        flag
+                        for flag in flagged
+                        if tile_start <= flag[0] < tile_end
+                    ]
+                if writing is not None:
+                    result.seconds_cleaned += writing.result()
+                writing = writer.submit(write_tiles, group, series)
+            if writing is not None:
+                result.seconds_cleaned += writing.result()
+        except BaseException:
+            stopping.set()
+            raise
     bar.close()
 
     for _, _, name in tiles:

@@ -159,7 +159,7 @@ def _output_tiles(
 def _contiguous_groups(tiles: list[_Tile], length: float) -> list[list[_Tile]]:
     """Runs of back-to-back tiles of one segment, each at most ``length``
     s long (or one tile), so that short output files are cleaned in long
-    passes."""
+    passes and a long file is written while the next is cleaned."""
     groups: list[list[_Tile]] = []
     for tile in tiles:
         segment, (start, end), _ = tile
@@ -920,9 +920,7 @@ def clean(
     with ThreadPoolExecutor(1, thread_name_prefix="deepclean-write") as writer:
         writing = None
         try:
-            for group in _contiguous_groups(
-                pending, max(chunk_length, file_length)
-            ):
+            for group in _contiguous_groups(pending, chunk_length):
                 segment, (group_start, _), _ = group[0]
                 series, flagged = _clean_span(
                     engine,

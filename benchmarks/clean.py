@@ -10,6 +10,7 @@ cores (~180x without I/O).
 Usage: python benchmarks/clean.py [--duration 512] [--architecture
        reference|dilated|modulated] [--network-sample-rate 512] [--device cpu]
        [--threads N] [--batch-size 32] [--kernel-length 4 --stride 3.5]
+       [--file-length 4096]
 """
 
 import argparse
@@ -88,6 +89,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--frame-seconds", type=float, default=64.0)
     parser.add_argument(
+        "--file-length",
+        type=float,
+        default=4096.0,
+        help="seconds per long output file (shorter ones show a long run's "
+        "steady state: each file is written while the next is cleaned)",
+    )
+    parser.add_argument(
         "--kernel-length",
         type=float,
         default=None,
@@ -120,7 +128,7 @@ def main() -> None:
             f"{args.stride or metadata['stride']:g} s"
         )
         for label, file_length, end in (
-            ("long files", 4096.0, None),
+            (f"{args.file_length:g} s files", args.file_length, None),
             ("1 s files", 1.0, GPS_START + 2 + args.frame_seconds),
         ):
             began = time.perf_counter()

@@ -42,7 +42,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +65,8 @@ PREDICTION_NOT_FINITE = "prediction not finite"
 _RECLEAN = "choose another --output_dir or pass --overwrite true to re-clean"
 _Tile = tuple["ContiguousFiles", tuple[float, float], Path]
 """An output frame: its segment, GPS ``[start, end)`` in s and its path."""
+_Chunk = tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]
+"""A chunk as :func:`_read_chunk` returns it."""
 
 
 @dataclass
@@ -421,13 +423,42 @@ def _flag_reason(
     return ", ".join(reasons) or PREDICTION_NOT_FINITE
 
 
+def _chunks(
+    start: float, end: float, chunk_length: float
+) -> list[tuple[float, float]]:
+    """``[a, b)`` pieces of ``[start, end)``, ``chunk_length`` s long
+    (the last shorter)."""
+    return [
+        (chunk_start, min(chunk_start + chunk_length, end))
+        for chunk_start in np.arange(start, end, chunk_length).tolist()
+    ]
+
+
+def _read_ahead(
+    read: Callable[..., _Chunk], requests: list[tuple]
+) -> Iterator[_Chunk]:
+    """``read(*request)`` for each request in order, the next one read in
+    a second thread while the caller works on this one.
+
+    Closing the iterator (or an error in ``read``, raised where its result
+    is taken) waits for the read in flight and stops.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="deepclean-read") as reader:
+        pending = reader.submit(read, *requests[0]) if requests else None
+        for index in range(len(requests)):
+            chunk = pending.result()
+            if index + 1 < len(requests):
+                pending = reader.submit(read, *requests[index + 1])
+            yield chunk
+
+
 def _read_chunk(
     segment: ContiguousFiles,
     strain_channel: str,
     witnesses: list[str],
     start: float,
     end: float,
-) -> tuple[dict[str, np.ndarray], float, np.ndarray, np.ndarray]:
+) -> _Chunk:
     """Read ``[start, end)`` of a segment for the engine.
 
     Returns:
@@ -444,38 +475,33 @@ def _read_chunk(
 
 def _clean_span(
     engine: CleaningEngine,
-    segment: ContiguousFiles,
+    chunks: list[tuple[float, float]],
+    reads: Iterator[_Chunk],
     strain_channel: str,
     witnesses: list[str],
-    start: float,
-    end: float,
-    chunk_length: float,
     advance: Callable[[float], object],
     classical: Any = None,
 ) -> tuple[dict[str, np.ndarray], list[list]]:
-    """Clean ``[start, end)`` of one segment in chunks.
+    """Clean back-to-back chunks of one segment.
 
-    Each chunk reads the context the engine needs around it
-    (:meth:`~deepclean_engine.CleaningEngine.required_span`), across the
-    boundaries of the segment's files; the next chunk is read in a
-    second thread while the engine cleans this one. A hybrid model's
-    classical stage runs as one stream from the first chunk's first
-    sample on, and its estimate is the engine's prior.
+    Each chunk comes with the context the engine needs around it
+    (:meth:`~deepclean_engine.CleaningEngine.required_span`), read across
+    the boundaries of the segment's files. A hybrid model's classical
+    stage runs as one stream from the first chunk's first sample on, and
+    its estimate is the engine's prior.
 
     Args:
         engine: the cleaning engine.
-        segment: back-to-back data files holding the span and context.
+        chunks: GPS ``[start, end)`` of each chunk, s, on the frame grid.
+        reads: for each chunk, its data read by :func:`_read_chunk`.
         strain_channel: raw strain channel.
         witnesses: witness channels in the model's order.
-        start: GPS start, s, on the frame grid.
-        end: GPS end, s, on the frame grid.
-        chunk_length: seconds per engine call.
         advance: called with the seconds done after each chunk.
         classical: the NOMAD model of a hybrid model, or None.
 
     Returns:
-        ``cleaned``, ``noise`` and ``raw`` strain ``(time,)`` over the span,
-        and ``[gps, reason]`` of each flagged frame.
+        ``cleaned``, ``noise`` and ``raw`` strain ``(time,)`` over the
+        chunks, and ``[gps, reason]`` of each flagged frame.
     """
     import torch
 
@@ -495,54 +521,34 @@ def _clean_span(
             classical, len(witnesses), rate, engine.config.bands
         )
     )
-    chunks = [
-        (chunk_start, min(chunk_start + chunk_length, end))
-        for chunk_start in np.arange(start, end, chunk_length).tolist()
-    ]
-    with ThreadPoolExecutor(1, thread_name_prefix="deepclean-read") as reader:
-
-        def read(chunk: int):
-            return reader.submit(
-                _read_chunk,
-                segment,
-                strain_channel,
-                witnesses,
-                *engine.required_span(*chunks[chunk]),
+    for chunk_start, chunk_end in chunks:
+        data, t0, strain, rows = next(reads)
+        prior = (
+            None
+            if estimates is None
+            else torch.from_numpy(
+                estimates.over(strain, rows, round(t0 * rate))
             )
-
-        next_read = read(0)
-        for index, (chunk_start, chunk_end) in enumerate(chunks):
-            data, t0, strain, rows = next_read.result()
-            if index + 1 < len(chunks):
-                next_read = read(index + 1)
-            prior = (
-                None
-                if estimates is None
-                else torch.from_numpy(
-                    estimates.over(strain, rows, round(t0 * rate))
-                )
-            )
-            cleaned = engine.clean(
-                torch.from_numpy(strain), torch.from_numpy(rows), t0, prior
-            )
-            lo = round((chunk_start - cleaned.t0) * rate)
-            hi = round((chunk_end - cleaned.t0) * rate)
-            for key, values in pieces.items():
-                values.append(getattr(cleaned, key)[lo:hi].cpu().numpy())
-            frame_starts = cleaned.t0 + engine.config.frame_length * (
-                torch.nonzero(cleaned.flagged).flatten().cpu().numpy()
-            )
-            flagged.extend(
-                [
-                    float(gps),
-                    _flag_reason(
-                        engine, data, t0, strain_channel, witnesses, gps
-                    ),
-                ]
-                for gps in frame_starts
-                if chunk_start <= gps < chunk_end
-            )
-            advance(chunk_end - chunk_start)
+        )
+        cleaned = engine.clean(
+            torch.from_numpy(strain), torch.from_numpy(rows), t0, prior
+        )
+        lo = round((chunk_start - cleaned.t0) * rate)
+        hi = round((chunk_end - cleaned.t0) * rate)
+        for key, values in pieces.items():
+            values.append(getattr(cleaned, key)[lo:hi].cpu().numpy())
+        frame_starts = cleaned.t0 + engine.config.frame_length * (
+            torch.nonzero(cleaned.flagged).flatten().cpu().numpy()
+        )
+        flagged.extend(
+            [
+                float(gps),
+                _flag_reason(engine, data, t0, strain_channel, witnesses, gps),
+            ]
+            for gps in frame_starts
+            if chunk_start <= gps < chunk_end
+        )
+        advance(chunk_end - chunk_start)
     series = {key: np.concatenate(values) for key, values in pieces.items()}
     return series, flagged
 
@@ -913,23 +919,39 @@ def clean(
             seconds += tile_end - tile_start
         return seconds
 
-    # a group's frames are written in a second thread while the next
-    # group is cleaned; at most one group waits to be written. On an
-    # error or SIGTERM the writer finishes the frame it is writing.
+    # chunks are read one ahead in a second thread, and a group's frames
+    # are written in a third while the next group is cleaned (at most one
+    # group waits to be written); on an error or SIGTERM the writer
+    # finishes the frame it is writing
+    groups = _contiguous_groups(pending, chunk_length)
+    group_chunks = [
+        _chunks(group[0][1][0], group[-1][1][1], chunk_length)
+        for group in groups
+    ]
+    reads = _read_ahead(
+        lambda segment, start, end: _read_chunk(
+            segment,
+            strain_channel,
+            witnesses,
+            *engine.required_span(start, end),
+        ),
+        [
+            (group[0][0], *chunk)
+            for group, chunks in zip(groups, group_chunks, strict=True)
+            for chunk in chunks
+        ],
+    )
     stopping = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="deepclean-write") as writer:
         writing = None
         try:
-            for group in _contiguous_groups(pending, chunk_length):
-                segment, (group_start, _), _ = group[0]
+            for group, chunks in zip(groups, group_chunks, strict=True):
                 series, flagged = _clean_span(
                     engine,
-                    segment,
+                    chunks,
+                    reads,
                     strain_channel,
                     witnesses,
-                    group_start,
-                    group[-1][1][1],
-                    chunk_length,
                     bar.update,
                     classical,
                 )
@@ -947,6 +969,8 @@ def clean(
         except BaseException:
             stopping.set()
             raise
+        finally:
+            reads.close()
     bar.close()
 
     for _, _, name in tiles:

@@ -238,7 +238,9 @@ class Decimator(torch.nn.Module):
             "matrix", torch.tensor(matrix, dtype=torch.float32)
         )
         for name, edge_matrix in zip(
-            ("first_edge", "last_edge"), _edge_matrices(taps, factor)
+            ("first_edge", "last_edge"),
+            _edge_matrices(taps, factor),
+            strict=True,
         ):
             self.register_buffer(
                 name,

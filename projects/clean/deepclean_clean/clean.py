@@ -882,6 +882,7 @@ def clean(
         outputs[f"{suffixed}_NOISE"] = "noise"
     if write_raw:
         outputs[strain_channel] = "raw"
+    stopping = threading.Event()
 
     def write_tiles(
         group: list[_Tile], series: dict[str, np.ndarray]
@@ -941,7 +942,6 @@ def clean(
             for chunk in chunks
         ],
     )
-    stopping = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="deepclean-write") as writer:
         writing = None
         try:

@@ -47,7 +47,7 @@ DeepClean beats Wiener + products and NOMAD on the excess.
 Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
        [--epochs N] [--threads N] [--products] [--quick]
        [--ablation "NAME=--model.fftlength 2.0" ...] [--no-baselines]
-       [--hybrid] [--spans 896 128 512]
+       [--hybrid] [--spans 896 128 512] [--first-seed 0]
 
 ``--products`` adds a row for DeepClean trained with the mains monitor x
 every other witness as extra inputs (``data.product_witness``);
@@ -538,6 +538,12 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="simulation seeds are FIRST_SEED, FIRST_SEED + 1, ...",
+    )
+    parser.add_argument(
         "--spans",
         type=float,
         nargs=3,
@@ -614,7 +620,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         for family in arguments.families:
             results = []
-            for seed in range(seeds):
+            for seed in range(
+                arguments.first_seed, arguments.first_seed + seeds
+            ):
                 folder = Path(scratch) / f"{family}-{seed}"
                 variants = VARIANTS | (PRODUCTS if arguments.products else {})
                 results.append(

@@ -102,6 +102,8 @@ from deepclean_train.cli import run as train
 
 PRESETS = Path(__file__).parent / "families"
 FAMILIES = ("linear", "bilinear_drift", "nonlinear", "weak_band")
+# twins with noiseless angular witnesses, run only when named
+DIAGNOSTICS = ("bilinear_drift_exact", "nonlinear_exact")
 TRAIN_CONFIG = (
     Path(__file__).parents[1] / "projects" / "train" / "configs"
 ) / "reference.yaml"
@@ -534,7 +536,10 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--families", nargs="+", choices=FAMILIES, default=list(FAMILIES)
+        "--families",
+        nargs="+",
+        choices=FAMILIES + DIAGNOSTICS,
+        default=list(FAMILIES),
     )
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument(

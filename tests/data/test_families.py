@@ -10,7 +10,15 @@ PRESETS = Path(__file__).parents[2] / "benchmarks" / "families"
 
 
 @pytest.mark.parametrize(
-    "name", ["linear", "bilinear_drift", "nonlinear", "weak_band"]
+    "name",
+    [
+        "linear",
+        "bilinear_drift",
+        "nonlinear",
+        "weak_band",
+        "bilinear_drift_exact",
+        "nonlinear_exact",
+    ],
 )
 def test_presets_are_simulation_configs(name):
     config = load_simulation_config(PRESETS / f"{name}.yaml")
@@ -31,6 +39,15 @@ def test_presets_are_what_their_names_say():
     assert drift.nonlinear_fraction == drift.rectified_fraction == 0
     assert nonlinear.rectified_fraction > 0 < nonlinear.nonlinear_fraction
     assert weak.band[1] - weak.band[0] == 4 and weak.num_uncoupled > 0
+
+
+@pytest.mark.parametrize("name", ["bilinear_drift", "nonlinear"])
+def test_exact_twins_differ_only_in_witness_noise(name):
+    family = load_simulation_config(PRESETS / f"{name}.yaml")
+    exact = load_simulation_config(PRESETS / f"{name}_exact.yaml")
+    assert exact.angular.sensor_snr >= 1e6 * family.angular.sensor_snr
+    exact.angular.sensor_snr = family.angular.sensor_snr
+    assert exact == family
 
 
 def test_a_bad_preset_is_refused(tmp_path):

@@ -116,16 +116,12 @@ def _edge_matrices(
     """
     half = (len(taps) - 1) // 2
     edge = -(-half // factor)
-    columns = np.arange(edge)[np.newaxis, :] * factor
-
-    def matrix(num_rows: int, offset: int) -> np.ndarray:
-        index = np.arange(num_rows)[:, np.newaxis] - columns + offset
-        inside = (index >= 0) & (index < len(taps))
-        return np.where(inside, taps[np.clip(index, 0, len(taps) - 1)], 0.0)
-
-    return matrix((edge - 1) * factor + half + 1, half), matrix(
-        edge * factor + half, 0
-    )
+    # the block map of ``edge`` outputs starting at a window's first or
+    # last ``edge`` outputs, without the rows of inputs outside the window
+    block = _decimation_matrix(taps, factor, edge)
+    first = block[half : (edge - 1) * factor + 2 * half + 1]
+    last = block[: edge * factor + half]
+    return first, last
 
 
 def _interpolation_matrix(

@@ -59,9 +59,10 @@ NOMAD, fitted on the first 1024 s, cleans the whole file (the pipeline's
 leaves;
 ``--no-baselines`` skips the Wiener filters and NOMAD (to compare
 DeepClean variants quickly). ``--spans`` replaces the training,
-validation and test durations (s): with more training data every fitted
-method's estimation error shrinks, which tells a method's limit from the
-data's (witness sensor noise).
+validation and test durations (s): more training data shrinks the
+estimation error of the methods it limits, which tells a method's limit
+from the data's (witness sensor noise; the ``*_exact`` presets remove
+it).
 
 ``--quick`` is a smoke run: one seed, a quarter of every span, one short
 epoch. The full run takes 20-40 min on 2 CPU cores.

@@ -432,6 +432,42 @@ class TestRerun:
         assert first.files[1] in str(caught.value)
 
 
+def test_read_error_in_the_reader_thread_stops_the_run(
+    data_file, model_path, tmp_path, monkeypatch
+):
+    """Chunks are read one ahead in a second thread: a read that fails
+    there stops the run with its error, before any later chunk is
+    cleaned, leaving whole frames and no summary."""
+    from deepclean_io.hdf5 import ContiguousFiles
+
+    real_read = ContiguousFiles.read
+    reads = []
+
+    def failing_read(self, *args, **kwargs):
+        reads.append(args)
+        if len(reads) == 3:
+            raise OSError("disk gone")
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(ContiguousFiles, "read", failing_read)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk gone"):
+        clean(
+            model_path,
+            [data_file],
+            out,
+            file_length=8,
+            chunk_length=8,
+            progress=False,
+        )
+    assert len(reads) == 3
+    frames = sorted(out.glob("*.gwf"))
+    assert 1 <= len(frames) <= 2
+    assert sorted(out.iterdir()) == sorted(
+        frames + [record_path(frame) for frame in frames]
+    )
+
+
 def test_resumed_run_lists_flags_from_before(
     model_path, tmp_path, monkeypatch
 ):

@@ -94,7 +94,13 @@ from deepclean_clean.evaluate import (
 from deepclean_clean.nomad import nomad_baseline
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
-from deepclean_data.simulation import load_simulation_config
+from deepclean_data.simulation import (
+    ChannelRoles,
+    SimulatedDetector,
+    SimulationConfig,
+    load_simulation_config,
+)
+from deepclean_data.simulation.floor import witness_floor
 from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
 from deepclean_io import file_info, read_timeseries
@@ -125,6 +131,9 @@ PRODUCTS = {"DeepClean + products": ["--data.product_witness", MAINS]}
 # (--hybrid) is named with this prefix.
 HYBRID_PREFIX = "NOMAD + "
 HYBRID = f"{HYBRID_PREFIX}DeepClean"
+# Strain minus the coupled noise as well as the recorded witnesses
+# predict it, knowing the coupling exactly: what no method can beat.
+FLOOR = "witness floor"
 METHODS = (
     *VARIANTS,
     *PRODUCTS,
@@ -132,6 +141,7 @@ METHODS = (
     "Wiener + products",
     "NOMAD",
     HYBRID,
+    FLOOR,
 )
 
 
@@ -312,6 +322,40 @@ def nomad_residual_file(
     return folder / fname.name
 
 
+def floor_coupled(
+    config: SimulationConfig, seed: int, fname: Path, fit_end: float
+) -> np.ndarray:
+    """The coupled strain as well as a simulated file's witnesses allow.
+
+    :func:`deepclean_data.simulation.floor.witness_floor` over the
+    whole file, its smoothers fitted on the file's start up to
+    ``fit_end`` (the span the other methods train on).
+
+    Args:
+        config: The file's simulation parameters.
+        seed: Its simulation seed.
+        fname: The file.
+        fit_end: GPS end of the fit, s.
+
+    Returns:
+        The estimate of the coupled strain over the file, ``(time,)``.
+    """
+    roles = ChannelRoles.assign(
+        STRAIN,
+        WITNESSES,
+        MAINS,
+        config.coupling.drift_witness,
+        config.candidates,
+    )
+    recorded, t0, _ = read_timeseries(fname, list(roles.angular))
+    return witness_floor(
+        SimulatedDetector(roles, SAMPLE_RATE, seed, config),
+        np.stack([recorded[name] for name in roles.angular]),
+        t0,
+        fit_end,
+    )
+
+
 def run_family(
     name: str,
     seed: int,
@@ -422,6 +466,15 @@ def run_family(
         for key, series in results.items():
             versions[key] = series[offset : offset + cleaned.size]
             times[key] = {"train": seconds}
+
+    began = time.perf_counter()
+    coupled = floor_coupled(config, seed, fname, train_end)
+    offset = round((cleaned_t0 - GPS_START) * SAMPLE_RATE)
+    versions[FLOOR] = (
+        test[STRAIN][round((cleaned_t0 - t0) * SAMPLE_RATE) :][: cleaned.size]
+        - coupled[offset : offset + cleaned.size]
+    )
+    times[FLOOR] = {"train": time.perf_counter() - began}
 
     first = round((train_end - cleaned_t0) * SAMPLE_RATE)
     last = round((end - CONTEXT - cleaned_t0) * SAMPLE_RATE)

@@ -136,9 +136,6 @@ def simulate(
         detector = SimulatedDetector(
             roles, sample_rate, seed, config, executor
         )
-        block_samples = detector.block_samples
-        first_block = first_sample // block_samples
-        last_block = (first_sample + num_samples - 1) // block_samples
         truth_path.parent.mkdir(parents=True, exist_ok=True)
         data_writer = stack.enter_context(
             TimeSeriesWriter(
@@ -160,17 +157,12 @@ def simulate(
                 units=dict.fromkeys(truth.values(), STRAIN_UNIT),
             )
         )
-        for index in tqdm(
-            range(first_block, last_block + 1),
+        for index, keep, _ in tqdm(
+            list(detector.blocks(first_sample, num_samples)),
             desc=f"simulate {data_path.name}",
             unit="block",
             disable=not progress,
         ):
-            block_first = index * block_samples
-            keep = slice(
-                max(first_sample - block_first, 0),
-                min(first_sample + num_samples - block_first, block_samples),
-            )
             channels = detector.block(index)
             data_writer.write(
                 {name: channels[name][keep] for name in roles.data_channels}

@@ -367,8 +367,12 @@ class CouplingModel:
         state: MainsState,
         motion: np.ndarray,
         drift_modes: np.ndarray,
+        magnitude: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Coupled strain of each term over one block.
+
+        Every term is a function of the inputs at the same instant, so
+        any span of a block can be computed on its own.
 
         Args:
             mains: The mains model.
@@ -377,6 +381,10 @@ class CouplingModel:
             drift_modes: ``u_k(t)`` over the block (from
                 ``self.drift_modes.sinusoids(offsets).sin(gps)``),
                 ``(modes, time)``.
+            magnitude: ``|a_i|`` of the coupled channels for the
+                rectified term, ``(coupled, time)``; by default that of
+                ``motion`` (an estimate of the motion passes its own
+                expected magnitude here).
 
         Returns:
             ``{"linear", "bilinear", "nonlinear"}`` strain, each
@@ -398,7 +406,11 @@ class CouplingModel:
                 products, state, drift_modes
             )
         if self.rectified is not None:
-            rectified = np.abs(coupled.astype(np.float64))
+            rectified = (
+                np.abs(coupled.astype(np.float64))
+                if magnitude is None
+                else magnitude.astype(np.float64)
+            )
             rectified -= self.rectified_means[:, None]
             terms["nonlinear"] += self.rectified.apply(
                 rectified, state, drift_modes

@@ -20,6 +20,7 @@ Truth (``truth_channels``): the background, the coupled noise and its
 linear, bilinear and nonlinear terms, and the injections, all in strain.
 """
 
+from collections.abc import Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
@@ -517,6 +518,45 @@ class SimulatedDetector:
         """GPS start of block ``index``, s."""
         return index * self.block_duration
 
+    def blocks(
+        self, first_sample: int, num_samples: int
+    ) -> Iterator[tuple[int, slice, slice]]:
+        """The blocks that cover a span of the GPS sample grid, in order.
+
+        Args:
+            first_sample: Index of the span's first sample on the grid
+                (GPS time times ``sample_rate``).
+            num_samples: Length of the span.
+
+        Yields:
+            ``(index, rows, span)``: the block, the slice of its samples
+            inside the span and where they go in the span.
+        """
+        block_samples = self.block_samples
+        last = first_sample + num_samples
+        for index in range(
+            first_sample // block_samples, (last - 1) // block_samples + 1
+        ):
+            block_first = index * block_samples
+            low = max(first_sample, block_first)
+            high = min(last, block_first + block_samples)
+            yield (
+                index,
+                slice(low - block_first, high - block_first),
+                slice(low - first_sample, high - first_sample),
+            )
+
+    def motion(self, index: int) -> np.ndarray:
+        """True angular motion of block ``index``, without sensor noise.
+
+        Returns:
+            float32, ``(angular, block_samples)`` in ``roles.angular``
+            order: coloured motion plus the deterministic lines.
+        """
+        motion = self.angular.block(index)
+        self.angular_lines.add_to(motion, self.block_start(index))
+        return motion
+
     def block(self, index: int) -> dict[str, np.ndarray]:
         """Every data and truth channel over block ``index``.
 
@@ -538,8 +578,7 @@ class SimulatedDetector:
         )
         witnesses *= self.sensor_rms
         state = self.mains_signal.state(gps)
-        motion = self.angular.block(index)
-        self.angular_lines.add_to(motion, gps)
+        motion = self.motion(index)
         num_angular = len(roles.angular)
         drift_modes = self.drift.sin(gps)
         witnesses[0] += self.mains.voltage(state).astype(np.float32)

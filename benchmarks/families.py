@@ -329,7 +329,9 @@ def floor_coupled(
 
     :func:`deepclean_data.simulation.floor.witness_floor` over the
     whole file, its smoothers fitted on the file's start up to
-    ``fit_end`` (the span the other methods train on).
+    ``fit_end`` (the span the other methods train on), kept in the
+    cleaning band (an FFT mask over the file) as every method cleans
+    only there.
 
     Args:
         config: The file's simulation parameters.
@@ -348,12 +350,16 @@ def floor_coupled(
         config.candidates,
     )
     recorded, t0, _ = read_timeseries(fname, list(roles.angular))
-    return witness_floor(
+    coupled = witness_floor(
         SimulatedDetector(roles, SAMPLE_RATE, seed, config),
         np.stack([recorded[name] for name in roles.angular]),
         t0,
         fit_end,
     )
+    spectrum = np.fft.rfft(coupled)
+    frequencies = np.fft.rfftfreq(coupled.size, 1 / SAMPLE_RATE)
+    spectrum[~band_mask(frequencies, [config.coupling.band])] = 0
+    return np.fft.irfft(spectrum, n=coupled.size)
 
 
 def run_family(

@@ -24,6 +24,13 @@ side; the evaluation (``deepclean_clean.evaluate.evaluate``, ideal =
 background + injections from the truth) scores the 504 s whose look-ahead
 lies inside the file.
 
+The ``witness floor`` row is the best any method can do: strain minus the
+coupled noise as the recorded witnesses predict it for a cleaner that
+knows the coupling exactly
+(``deepclean_data.simulation.floor.witness_floor``, its smoothers fitted
+against the true motion on the first 1024 s), kept in the band. What a
+method leaves beyond it is estimation error, not missing information.
+
 Prints one table, means over seeds, per family and method:
 
 - ``excess``: median in-band ASD(cleaned) / ASD(ideal) - 1;

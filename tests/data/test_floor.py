@@ -12,9 +12,9 @@ from deepclean_data.simulate import simulate
 from deepclean_data.simulation import (
     ChannelRoles,
     SimulatedDetector,
+    floor,
     load_simulation_config,
 )
-from deepclean_data.simulation import floor
 from deepclean_io import read_timeseries
 from deepclean_io.truth import read_truth
 

@@ -27,9 +27,10 @@ lies inside the file.
 The ``witness floor`` row is the best any method can do: strain minus the
 coupled noise as the recorded witnesses predict it for a cleaner that
 knows the coupling exactly
-(``deepclean_data.simulation.floor.witness_floor``, its smoothers fitted
-against the true motion on the first 1024 s), kept in the band. What a
-method leaves beyond it is estimation error, not missing information.
+(``deepclean_data.simulation.floor.simulated_file_floor``, its smoothers
+fitted against the true motion on the first 1024 s), kept in the band.
+What a method leaves beyond it is estimation error, not missing
+information.
 
 Prints one table, means over seeds, per family and method:
 
@@ -101,13 +102,8 @@ from deepclean_clean.evaluate import (
 from deepclean_clean.nomad import nomad_baseline
 from deepclean_clean.wiener import find_mains, wiener_baselines
 from deepclean_data.simulate import simulate
-from deepclean_data.simulation import (
-    ChannelRoles,
-    SimulatedDetector,
-    SimulationConfig,
-    load_simulation_config,
-)
-from deepclean_data.simulation.floor import witness_floor
+from deepclean_data.simulation import load_simulation_config
+from deepclean_data.simulation.floor import simulated_file_floor
 from deepclean_engine import load_cleaning_engine
 from deepclean_engine.threads import THREADS_VARIABLE, configure_threads
 from deepclean_io import file_info, read_timeseries
@@ -330,42 +326,27 @@ def nomad_residual_file(
 
 
 def floor_coupled(
-    config: SimulationConfig, seed: int, fname: Path, fit_end: float
+    fname: Path, band: tuple[float, float], fit_end: float
 ) -> np.ndarray:
     """The coupled strain as well as a simulated file's witnesses allow.
 
-    :func:`deepclean_data.simulation.floor.witness_floor` over the
-    whole file, its smoothers fitted on the file's start up to
-    ``fit_end`` (the span the other methods train on), kept in the
-    cleaning band (an FFT mask over the file) as every method cleans
-    only there.
+    :func:`deepclean_data.simulation.floor.simulated_file_floor`, its
+    smoothers fitted on the file's start up to ``fit_end`` (the span the
+    other methods train on), kept in the cleaning band (an FFT mask over
+    the file) as every method cleans only there.
 
     Args:
-        config: The file's simulation parameters.
-        seed: Its simulation seed.
-        fname: The file.
+        fname: The simulated file.
+        band: Cleaning band, Hz.
         fit_end: GPS end of the fit, s.
 
     Returns:
         The estimate of the coupled strain over the file, ``(time,)``.
     """
-    roles = ChannelRoles.assign(
-        STRAIN,
-        WITNESSES,
-        MAINS,
-        config.coupling.drift_witness,
-        config.candidates,
-    )
-    recorded, t0, _ = read_timeseries(fname, list(roles.angular))
-    coupled = witness_floor(
-        SimulatedDetector(roles, SAMPLE_RATE, seed, config),
-        np.stack([recorded[name] for name in roles.angular]),
-        t0,
-        fit_end,
-    )
+    coupled, _ = simulated_file_floor(fname, fit_end)
     spectrum = np.fft.rfft(coupled)
     frequencies = np.fft.rfftfreq(coupled.size, 1 / SAMPLE_RATE)
-    spectrum[~band_mask(frequencies, [config.coupling.band])] = 0
+    spectrum[~band_mask(frequencies, [band])] = 0
     return np.fft.irfft(spectrum, n=coupled.size)
 
 
@@ -481,7 +462,7 @@ def run_family(
             times[key] = {"train": seconds}
 
     began = time.perf_counter()
-    coupled = floor_coupled(config, seed, fname, train_end)
+    coupled = floor_coupled(fname, band, train_end)
     offset = round((cleaned_t0 - GPS_START) * SAMPLE_RATE)
     versions[FLOOR] = (
         test[STRAIN][round((cleaned_t0 - t0) * SAMPLE_RATE) :][: cleaned.size]

@@ -15,7 +15,6 @@ from deepclean_data.simulation import (
     floor,
     load_simulation_config,
 )
-from deepclean_io import read_timeseries
 from deepclean_io.truth import read_truth
 
 PRESETS = Path(__file__).parents[2] / "benchmarks" / "families"
@@ -46,21 +45,8 @@ def floor_residual(tmp_path: Path, preset: str) -> float:
         config=config,
         progress=False,
     )
-    roles = ChannelRoles.assign(
-        STRAIN,
-        WITNESSES,
-        MAINS,
-        config.coupling.drift_witness,
-        config.candidates,
-    )
-    recorded, t0, _ = read_timeseries(fname, list(roles.angular))
+    estimate, t0 = floor.simulated_file_floor(fname, START + FIT)
     assert t0 == START
-    estimate = floor.witness_floor(
-        SimulatedDetector(roles, SAMPLE_RATE, SEED, config),
-        np.stack([recorded[name] for name in roles.angular]),
-        START,
-        START + FIT,
-    )
     coupled = read_truth(fname, START + FIT, START + DURATION).coupled
     residual = coupled - estimate[round(FIT * SAMPLE_RATE) :]
     frequencies, coupled_psd = signal.welch(coupled, SAMPLE_RATE, nperseg=4096)
@@ -120,3 +106,10 @@ def test_bad_spans_and_rows_are_refused(tmp_path):
         floor.witness_floor(detector, recorded, START, START + 16)
     with pytest.raises(ValueError, match="inside the 128.0 s"):
         floor.witness_floor(detector, recorded, START, START + 200)
+
+
+def test_a_file_without_its_simulation_parameters_is_refused(tmp_path):
+    fname = tmp_path / "data.hdf5"
+    fname.touch()
+    with pytest.raises(FileNotFoundError, match="deepclean-data simulate"):
+        floor.simulated_file_floor(fname, START + FIT)

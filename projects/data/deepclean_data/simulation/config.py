@@ -10,7 +10,9 @@ value (log-uniformly for scales, frequencies and Qs).
 """
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _check_range(
@@ -430,7 +432,9 @@ class SimulationConfig:
             )
 
 
-def load_simulation_config(path: str | os.PathLike) -> SimulationConfig:
+def load_simulation_config(
+    source: str | os.PathLike | Mapping[str, Any],
+) -> SimulationConfig:
     """A :class:`SimulationConfig` from a YAML file of its fields.
 
     The file holds any subset of the fields, nested as in the dataclass
@@ -439,12 +443,16 @@ def load_simulation_config(path: str | os.PathLike) -> SimulationConfig:
     simulate`` options.
 
     Args:
-        path: The YAML file.
+        source: The YAML file, or its fields as a mapping (the
+            ``config`` that a simulated file's parameters JSON records).
     """
     from jsonargparse import ArgumentParser
 
     parser = ArgumentParser()
     parser.add_argument("--config", type=SimulationConfig)
-    return parser.instantiate(
-        parser.parse_args([f"--config={os.fspath(path)}"])
-    ).config
+    namespace = (
+        parser.parse_object({"config": dict(source)})
+        if isinstance(source, Mapping)
+        else parser.parse_args([f"--config={os.fspath(source)}"])
+    )
+    return parser.instantiate(namespace).config

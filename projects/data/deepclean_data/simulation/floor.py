@@ -20,10 +20,16 @@ channels has expectation ``m_i m_j``, and a rectified input ``|a|`` has
 ``E|a| = s sqrt(2/pi) exp(-m**2 / 2 s**2) + m erf(m / (s sqrt(2)))``.
 """
 
+import json
+import os
+
 import numpy as np
 from scipy import signal, special
 
-from deepclean_data.simulation.detector import SimulatedDetector
+from deepclean_data.simulation.config import load_simulation_config
+from deepclean_data.simulation.detector import ChannelRoles, SimulatedDetector
+from deepclean_io import read_timeseries
+from deepclean_io.truth import truth_paths
 
 
 def true_motion(
@@ -162,3 +168,53 @@ def witness_floor(
         )
         coupled[span] = sum(terms.values())[rows]
     return coupled
+
+
+def simulated_file_floor(
+    data_path: str | os.PathLike, fit_end: float, fftlength: float = 8.0
+) -> tuple[np.ndarray, float]:
+    """:func:`witness_floor` of a file that ``deepclean-data simulate``
+    wrote.
+
+    The detector is rebuilt from the parameters JSON beside the file's
+    truth (seed, channels, configuration), and the angular witnesses are
+    read from the file.
+
+    Args:
+        data_path: The simulated data file.
+        fit_end: GPS end of the smoothers' fit, which starts at the
+            file's start, s.
+        fftlength: Length of the smoothers, s.
+
+    Returns:
+        ``(coupled, t0)``: the estimate of the coupled strain over the
+        whole file, ``(time,)``, and the GPS time of its first sample.
+    """
+    _, parameters_path = truth_paths(data_path)
+    if not parameters_path.exists():
+        raise FileNotFoundError(
+            f"{data_path} has no simulation parameters at "
+            f"{parameters_path}: the witness floor needs a file that "
+            "deepclean-data simulate wrote, with its truth beside it"
+        )
+    description = json.loads(parameters_path.read_text())
+    config = load_simulation_config(description["config"])
+    roles = ChannelRoles.assign(
+        description["strain_channel"],
+        description["witnesses"],
+        description["mains_channel"],
+        config.coupling.drift_witness,
+        config.candidates,
+    )
+    recorded, t0, sample_rate = read_timeseries(data_path, list(roles.angular))
+    detector = SimulatedDetector(
+        roles, sample_rate, description["seed"], config
+    )
+    coupled = witness_floor(
+        detector,
+        np.stack([recorded[name] for name in roles.angular]),
+        t0,
+        fit_end,
+        fftlength,
+    )
+    return coupled, t0

@@ -55,7 +55,7 @@ DeepClean beats Wiener + products and NOMAD on the excess.
 Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
        [--epochs N] [--threads N] [--products] [--quick]
        [--ablation "NAME=--model.fftlength 2.0" ...] [--no-baselines]
-       [--hybrid] [--spans 896 128 512] [--first-seed 0]
+       [--hybrid] [--spans 896 128 512] [--first-seed 0] [--plot PNG]
 
 ``--products`` adds a row for DeepClean trained with the mains monitor x
 every other witness as extra inputs (``data.product_witness``);
@@ -71,6 +71,10 @@ validation and test durations (s): more training data shrinks the
 estimation error of the methods it limits, which tells a method's limit
 from the data's (witness sensor noise; the ``*_exact`` presets remove
 it).
+
+``--plot PNG`` also draws the table as bars, a row of panels per
+family (excess, coupled power left, range gain, each against its
+target, the witness floor in grey).
 
 ``--quick`` is a smoke run: one seed, a quarter of every span, one short
 epoch. The full run takes 20-40 min on 2 CPU cores.
@@ -581,6 +585,59 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
             )
 
 
+def plot_table(
+    table: dict[str, dict[str, dict[str, float]]], path: Path
+) -> None:
+    """The table as bars: one row of panels per family.
+
+    Panels: excess over ideal, the coupled power left (100 % minus
+    removed; both on log axes, values below 1e-4 drawn at 1e-4) and the
+    range gain over the ideal's, each with its target as a dashed line;
+    the witness floor in grey.
+    """
+    from matplotlib.figure import Figure
+
+    from deepclean_io.atomic import atomic_output
+
+    panels = (
+        ("excess", "excess over ideal", lambda v: v, 0.03, True),
+        (
+            "removed",
+            "coupled power left, %",
+            lambda v: 100 * (1 - v),
+            0.1,
+            True,
+        ),
+        ("range", "range gain / ideal's", lambda v: v, 0.95, False),
+    )
+    figure = Figure(
+        figsize=(13, 0.4 * sum(len(v) for v in table.values()) + 2),
+        layout="constrained",
+    )
+    axes = figure.subplots(len(table), len(panels), squeeze=False)
+    for row, (family, versions) in zip(axes, table.items(), strict=True):
+        methods = [v for v in versions if v != IDEAL]
+        for axis, (key, title, value, target, log) in zip(
+            row, panels, strict=True
+        ):
+            numbers = [value(versions[m][key]) for m in methods]
+            if log:
+                numbers = [max(n, 1e-4) for n in numbers]
+                axis.set_xscale("log")
+            axis.barh(
+                methods,
+                numbers,
+                color=["grey" if m == FLOOR else "C0" for m in methods],
+            )
+            axis.axvline(target, color="red", linestyle="--")
+            axis.invert_yaxis()
+            axis.set_title(f"{family}: {title}", fontsize="medium")
+            if axis is not row[0]:
+                axis.set_yticklabels([])
+    with atomic_output(path) as partial:
+        figure.savefig(partial, dpi=100, format="png")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -642,6 +699,12 @@ def main() -> None:
         help="skip the Wiener filters and NOMAD",
     )
     parser.add_argument(
+        "--plot",
+        type=Path,
+        help="also draw the table as bars, one row of panels per family, "
+        "into this PNG",
+    )
+    parser.add_argument(
         "--hybrid",
         action="store_true",
         help=f"also train DeepClean on the strain NOMAD leaves and clean "
@@ -696,6 +759,9 @@ def main() -> None:
         f"{time.perf_counter() - began:.0f} s"
     )
     print_table(table)
+    if arguments.plot is not None:
+        plot_table(table, arguments.plot)
+        print(f"plot: {arguments.plot}")
 
 
 if __name__ == "__main__":

@@ -435,7 +435,8 @@ class SimulationConfig:
 def load_simulation_config(
     source: str | os.PathLike | Mapping[str, Any],
 ) -> SimulationConfig:
-    """A :class:`SimulationConfig` from a YAML file of its fields.
+    """A :class:`SimulationConfig` from a YAML file (or mapping) of its
+    fields.
 
     The file holds any subset of the fields, nested as in the dataclass
     (``coupling: {skirt_ratio: 2.5}``); the others keep their defaults.

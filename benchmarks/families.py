@@ -448,6 +448,8 @@ def run_family(
             times[version]["clean"] = time.perf_counter() - began
             versions[version] = cleaned
 
+    # where DeepClean's cleaned span starts in the test arrays
+    offset = round((cleaned_t0 - t0) * SAMPLE_RATE)
     for baseline in (wiener_baselines, nomad_baseline) if baselines else ():
         began = time.perf_counter()
         results = baseline(
@@ -460,18 +462,16 @@ def run_family(
             find_mains(witnesses, MAINS),
         )
         seconds = time.perf_counter() - began
-        offset = round((cleaned_t0 - t0) * SAMPLE_RATE)
         for key, series in results.items():
             versions[key] = series[offset : offset + cleaned.size]
             times[key] = {"train": seconds}
 
     began = time.perf_counter()
     coupled = floor_coupled(fname, band, train_end)
-    offset = round((cleaned_t0 - GPS_START) * SAMPLE_RATE)
-    versions[FLOOR] = (
-        test[STRAIN][round((cleaned_t0 - t0) * SAMPLE_RATE) :][: cleaned.size]
-        - coupled[offset : offset + cleaned.size]
-    )
+    test_coupled = coupled[round((t0 - GPS_START) * SAMPLE_RATE) :]
+    versions[FLOOR] = (test[STRAIN] - test_coupled)[
+        offset : offset + cleaned.size
+    ]
     times[FLOOR] = {"train": time.perf_counter() - began}
 
     first = round((train_end - cleaned_t0) * SAMPLE_RATE)

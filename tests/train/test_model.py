@@ -72,7 +72,7 @@ def test_predictor_returns_strain_units(toy, data_file: Path) -> None:
 
 
 def test_one_cycle_is_stepped_every_batch(toy, data_file: Path) -> None:
-    model = make_model(toy, learning_rate=1e-2)
+    model = make_model(toy, learning_rate=1e-2, weight_decay=1e-2)
     learning_rates = []
 
     class RecordLearningRate(pl.Callback):
@@ -84,6 +84,7 @@ def test_one_cycle_is_stepped_every_batch(toy, data_file: Path) -> None:
     )
     trainer.fit(model, make_data(toy, data_file))
     assert trainer.lr_scheduler_configs[0].interval == "step"
+    assert trainer.optimizers[0].param_groups[0]["weight_decay"] == 1e-2
     assert len(learning_rates) == 8
     assert len(set(learning_rates)) == 8
     peak = learning_rates.index(max(learning_rates))

@@ -245,3 +245,35 @@ class TestASDRatioLoss:
     def test_bad_alpha_is_refused(self) -> None:
         with pytest.raises(ValueError, match="alpha"):
             ASDRatioLoss(SAMPLE_RATE, BANDS, 0.5, alpha=1.5)
+
+    def test_pooled_ratio_matches_scipy_reference(self) -> None:
+        target = torch.randn(4, int(SAMPLE_RATE))
+        target[0] *= 10.0
+        prediction = 0.8 * target + 0.1 * torch.randn_like(target)
+        loss = ASDRatioLoss(SAMPLE_RATE, BANDS, 0.5, 0.25, pooled=True)(
+            prediction, target
+        )
+
+        residual = (target - prediction).double().numpy()
+        frequencies, psd_residual = scipy_psd(residual, 0.5, 0.25, "median")
+        _, psd_target = scipy_psd(target.double().numpy(), 0.5, 0.25, "median")
+        mask = in_band(frequencies)
+        expected = np.sqrt(
+            psd_residual[:, mask].sum(axis=0) / psd_target[:, mask].sum(axis=0)
+        ).mean()
+        assert float(loss) == pytest.approx(expected, rel=1e-8)
+
+    def test_pooled_ratio_weighs_windows_by_their_power(self) -> None:
+        """Half the loud window left: pooled near 0.5, per window 0.25."""
+        target = torch.randn(2, int(SAMPLE_RATE))
+        target[0] *= 10.0
+        prediction = target.clone()
+        prediction[0] *= 0.5
+        per_window = ASDRatioLoss(SAMPLE_RATE, BANDS, 0.5)(prediction, target)
+        pooled = ASDRatioLoss(SAMPLE_RATE, BANDS, 0.5, pooled=True)(
+            prediction, target
+        )
+        assert float(per_window) == pytest.approx(0.25, abs=0.01)
+        assert float(pooled) == pytest.approx(
+            0.5 * (100 / 101) ** 0.5, rel=0.05
+        )

@@ -151,6 +151,32 @@ def test_training_steps_at_the_network_rate(toy, data_file: Path) -> None:
     assert 0 < trainer.callback_metrics["val_asdr"] < 1.5
 
 
+def test_pooled_ensemble_loss_is_the_mean_of_its_members(
+    toy, data_file: Path
+) -> None:
+    """Each member's PSDs are pooled over the batch, not across members."""
+    data = make_data(toy, data_file)
+    data.setup("fit")
+    model = make_model(toy, ensemble_size=2, pooled_loss=True)
+    model.copy_scalers(data)
+    witnesses, target = data.sample_batch(torch.device("cpu"))
+    target[0] *= 10.0
+    with torch.no_grad():
+        loss = model.training_step((witnesses, target), 0)
+        features = model.predictor.features(witnesses)
+        members = [
+            model.loss(member(features), target)
+            for member in model.network.members
+        ]
+        pooled_across_members = model.loss(
+            torch.cat([member(features) for member in model.network.members]),
+            target.repeat(2, 1),
+        )
+    assert model.loss.pooled
+    torch.testing.assert_close(loss, (members[0] + members[1]) / 2)
+    assert abs(float(loss - pooled_across_members)) > 1e-6
+
+
 def test_band_above_the_network_passband_is_refused(toy) -> None:
     with pytest.raises(ValueError, match="lies above 48 Hz") as error:
         make_model(toy, network_sample_rate=128.0)

@@ -97,6 +97,10 @@ class DeepCleanModel(pl.LightningModule):
         pct_start: fraction of the steps spent raising the learning rate.
         fftlength: Welch segment length of the loss, s (<= kernel_length).
         alpha: weight of the ASD-ratio loss; ``1 - alpha`` weighs MSE.
+        pooled_loss: take the loss's ASD ratio of the batch's summed
+            PSDs, so that loud windows weigh more, as in the PSD of a
+            long span (see :class:`~deepclean_engine.ASDRatioLoss`);
+            ``False`` averages every window's ratio.
         valid_fftlength: Welch segment length of ``val_asdr``, s.
         inference_sampling_rate: windows per second when cleaning, Hz.
         edge_handling: ``"edge_pad"`` or ``"overlap_add"`` (see
@@ -141,6 +145,7 @@ class DeepCleanModel(pl.LightningModule):
         pct_start: float = 0.33,
         fftlength: float = 0.5,
         alpha: float = 1.0,
+        pooled_loss: bool = False,
         valid_fftlength: float = 2.0,
         inference_sampling_rate: float = 2.0,
         edge_handling: EdgeHandling = "edge_pad",
@@ -187,7 +192,11 @@ class DeepCleanModel(pl.LightningModule):
                 f"kernel ({kernel_length} s); lower model.fftlength"
             )
         self.loss = ASDRatioLoss(
-            sample_rate / factor, bands, fftlength, alpha=alpha
+            sample_rate / factor,
+            bands,
+            fftlength,
+            alpha=alpha,
+            pooled=pooled_loss,
         )
         self.engine = CleaningEngine(
             self.predictor, self.cleaning_config, batch_size=valid_batch_size
@@ -248,11 +257,14 @@ class DeepCleanModel(pl.LightningModule):
         network = self.predictor.network
         features = self.predictor.features(witnesses)
         if isinstance(network, Ensemble):
-            prediction = network.members_forward(features).flatten(0, 1)
-            target = target.repeat(len(network.members), 1)
+            loss = torch.stack(
+                [
+                    self.loss(prediction, target)
+                    for prediction in network.members_forward(features)
+                ]
+            ).mean()
         else:
-            prediction = network(features)
-        loss = self.loss(prediction, target)
+            loss = self.loss(network(features), target)
         self.log(
             "train_loss",
             loss.float(),

@@ -315,6 +315,10 @@ class ASDRatioLoss(torch.nn.Module):
 
     ``alpha * mean_{batch, in-band f} sqrt(PSD(y - y_pred) / PSD(y)) +
     (1 - alpha) * mean((y - y_pred)**2)``, with the Welch PSDs in float64.
+    With ``pooled``, the ratio is of the PSDs summed over the batch,
+    ``mean_f sqrt(sum_batch PSD(y - y_pred) / sum_batch PSD(y))``: each
+    window weighs by its power, as in the PSD of a long span, instead of
+    every window's ratio counting the same.
     PSD ratios below :attr:`RATIO_FLOOR` count as the floor, so a perfect
     prediction has a finite (zero) gradient instead of ``0 * inf = NaN``
     from the square root; above it the loss is the exact expression.
@@ -326,6 +330,7 @@ class ASDRatioLoss(torch.nn.Module):
             length).
         overlap: Welch overlap in seconds (default half of ``fftlength``).
         alpha: weight of the ASD-ratio term, in [0, 1].
+        pooled: take the ratio of the batch's summed PSDs.
 
     The Welch PSDs estimate the in-band bins alone (``bands`` of
     :class:`SpectralDensity`).
@@ -341,11 +346,13 @@ class ASDRatioLoss(torch.nn.Module):
         fftlength: float,
         overlap: float | None = None,
         alpha: float = 1.0,
+        pooled: bool = False,
     ) -> None:
         super().__init__()
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.alpha = alpha
+        self.pooled = pooled
         self.density = SpectralDensity(
             sample_rate, fftlength, overlap, bands=bands
         )
@@ -370,7 +377,12 @@ class ASDRatioLoss(torch.nn.Module):
             )
         target = target.to(torch.float64)
         residual = target - prediction.to(torch.float64)
-        ratio = self.density(residual) / self.density(target)
+        residual_psd = self.density(residual)
+        target_psd = self.density(target)
+        if self.pooled:
+            residual_psd = residual_psd.sum(dim=0)
+            target_psd = target_psd.sum(dim=0)
+        ratio = residual_psd / target_psd
         loss = self.alpha * ratio.clamp_min(self.RATIO_FLOOR).sqrt().mean()
         if self.alpha < 1:
             loss = loss + (1 - self.alpha) * residual.pow(2).mean()

@@ -249,25 +249,30 @@ class DeepCleanModel(pl.LightningModule):
         The data module serves both at the network's rate (decimated
         over the whole span with the network's decimator), so the step
         runs the architecture alone and the loss at that rate; the
-        in-band ASD ratio is the same at either rate. An ensemble's
-        loss is the mean of its members' losses, so that each member
-        fits the target on its own.
+        in-band ASD ratio is the same at either rate. An ensemble
+        minimises the sum of its members' losses, so that each member
+        fits the target on its own with the gradient it would get alone
+        (Adam's weight decay is added to that gradient: with the mean,
+        an ensemble of three would have three times the decay); it
+        logs their mean.
         """
         witnesses, target = batch
         network = self.predictor.network
         features = self.predictor.features(witnesses)
         if isinstance(network, Ensemble):
-            loss = torch.stack(
+            member_losses = torch.stack(
                 [
                     self.loss(prediction, target)
                     for prediction in network.members_forward(features)
                 ]
-            ).mean()
+            )
+            loss = member_losses.sum()
+            mean_loss = member_losses.mean()
         else:
-            loss = self.loss(network(features), target)
+            loss = mean_loss = self.loss(network(features), target)
         self.log(
             "train_loss",
-            loss.float(),
+            mean_loss.float(),
             prog_bar=True,
             batch_size=witnesses.shape[0],
         )

@@ -162,6 +162,39 @@ class TestModulatedCarrier:
             x = torch.randn(2, 3, 128)
             torch.testing.assert_close(network(x), x[:, 0] * x[:, 1].abs())
 
+    def test_channel_head_sees_one_witness_per_unit(self) -> None:
+        """Each witness's own units see that witness alone: the units of
+        witness 1 rectify it, and witness 2 does not reach them."""
+        network = single_path(
+            ModulatedCarrier(3, carrier_channel=0, hidden_per_channel=2)
+        )
+        first, second = network.channel_head[0], network.channel_head[2]
+        assert first.weight.shape == (6, 1, 1)
+        with torch.no_grad():
+            # units 2 and 3 belong to witness 1: |w| = relu(w) + relu(-w)
+            first.weight[2:4, 0, 0] = torch.tensor([1.0, -1.0])
+            second.weight[0, 2:4, 0] = 1.0
+            x = torch.randn(2, 3, 128)
+            expected = x[:, 0] * x[:, 1].abs()
+            torch.testing.assert_close(network(x), expected)
+            x[:, 2] = 100.0
+            torch.testing.assert_close(network(x), expected)
+
+    def test_channel_head_can_be_left_out(self) -> None:
+        network = ModulatedCarrier(
+            NUM_CHANNELS + 2, carrier_channel=0, hidden_per_channel=0
+        )
+        assert network.channel_head is None
+        assert count_parameters(network) == 5_606
+        predictor = NoisePredictor(network, NUM_CHANNELS + 2, 16).eval()
+        x = torch.randn(1, NUM_CHANNELS + 2, 4096)
+        with torch.no_grad():
+            torch.testing.assert_close(
+                torch.jit.script(predictor)(x), predictor(x)
+            )
+        with pytest.raises(ValueError, match="hidden_per_channel must be"):
+            ModulatedCarrier(3, hidden_per_channel=-1)
+
     @pytest.mark.parametrize("length", [5, 64, 301])
     def test_fft_filters_are_the_convolutions(self, length: int) -> None:
         """The FFT filters give what zero-padded Conv1d layers give
@@ -197,7 +230,7 @@ class TestModulatedCarrier:
     def test_receptive_field(self) -> None:
         network = ModulatedCarrier(NUM_CHANNELS + 2, carrier_channel=0)
         assert receptive_field(network, NUM_CHANNELS + 2, 1024) == 65
-        assert count_parameters(network) == 5_606
+        assert count_parameters(network) == 7_278
 
     def test_ensemble_members_share_the_low_pass_start(self) -> None:
         ensemble = Ensemble(ModulatedCarrier(3), 2)

@@ -56,6 +56,7 @@ Usage: python benchmarks/families.py [--families linear ...] [--seeds 2]
        [--epochs N] [--threads N] [--products] [--quick]
        [--ablation "NAME=--model.fftlength 2.0" ...] [--no-baselines]
        [--hybrid] [--spans 896 128 512] [--first-seed 0] [--plot PNG]
+       [--in-sample]
 
 ``--products`` adds a row for DeepClean trained with the mains monitor x
 every other witness as extra inputs (``data.product_witness``);
@@ -71,6 +72,11 @@ validation and test durations (s): more training data shrinks the
 estimation error of the methods it limits, which tells a method's limit
 from the data's (witness sensor noise; the ``*_exact`` presets remove
 it).
+
+``--in-sample`` also scores every DeepClean version on the last
+``TEST - 8`` s of its own training span (column ``in-sample``, excess
+over ideal): against the test span's excess it tells overfitting (the
+gap) from underfitting (both high).
 
 ``--plot PNG`` also draws the table as bars, a row of panels per
 family (excess, coupled power left, range gain, each against its
@@ -289,6 +295,55 @@ def clean_deepclean(
     return segment.cleaned.numpy(), segment.t0
 
 
+def in_sample_excess(
+    model: Path,
+    fname: Path,
+    source: Path,
+    witnesses: list[str],
+    band: tuple[float, float],
+    start: float,
+    end: float,
+) -> float:
+    """Excess over ideal of a model on a stretch of its training data.
+
+    Args:
+        model: Exported ``model.pt``.
+        fname: Simulated data file (raw strain and truth).
+        source: The file the model trained on and cleans (``fname``, or
+            the classical stage's residual file for a hybrid).
+        witnesses: Witness channels, in the model's order.
+        band: Cleaning band, Hz.
+        start: GPS start of the scored stretch, s (inside the training
+            span, with :data:`CONTEXT` of data either side in the file).
+        end: Its GPS end, s.
+    """
+    data, t0, _ = read_timeseries(
+        source,
+        [STRAIN, *witnesses],
+        start - CONTEXT,
+        end + CONTEXT,
+        dtype=np.float64,
+    )
+    cleaned, cleaned_t0 = clean_deepclean(
+        model,
+        data[STRAIN],
+        np.stack([data[w] for w in witnesses]).astype(np.float32),
+        t0,
+    )
+    raw, _, _ = read_timeseries(fname, [STRAIN], start, end, dtype=np.float64)
+    first = round((start - cleaned_t0) * SAMPLE_RATE)
+    truth = read_truth(fname, start, end)
+    evaluation = evaluate(
+        raw[STRAIN],
+        {"in-sample": cleaned[first : first + raw[STRAIN].size]},
+        SAMPLE_RATE,
+        [band],
+        start=start,
+        ideal=truth.ideal,
+    )
+    return evaluation.excess_over_ideal["in-sample"]
+
+
 def nomad_residual_file(
     fname: Path,
     witnesses: list[str],
@@ -363,6 +418,7 @@ def run_family(
     folder: Path,
     baselines: bool = True,
     hybrid: bool = False,
+    in_sample: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Simulate, train, clean and evaluate one family for one seed.
 
@@ -379,11 +435,15 @@ def run_family(
             (:func:`nomad_residual_file`), the rows named with
             :data:`HYBRID_PREFIX`; their ``train`` seconds include
             NOMAD's fit and cleaning.
+        in_sample: Also score every DeepClean version on the last
+            ``spans[2] - CONTEXT`` s of its training span
+            (:func:`in_sample_excess`), metric ``"in_sample"``.
 
     Returns:
         Per version (methods and ``"ideal"``), each metric of
-        :data:`TARGETS` (those that apply) and the wall seconds
-        ``"train"`` and ``"clean"``.
+        :data:`TARGETS` (those that apply), ``"in_sample"`` (DeepClean
+        versions, with ``in_sample``) and the wall seconds ``"train"``
+        and ``"clean"``.
     """
     config = load_simulation_config(PRESETS / f"{name}.yaml")
     band = config.coupling.band
@@ -412,6 +472,8 @@ def run_family(
     train_witnesses = np.stack([train.pop(w) for w in witnesses])
     test_witnesses = np.stack([test[w] for w in witnesses])
     times = {}
+    # DeepClean versions' excess in their own training span (in_sample)
+    fitted = {}
 
     versions = {}
     sources = {"": (fname, test[STRAIN])}
@@ -447,6 +509,16 @@ def run_family(
             )
             times[version]["clean"] = time.perf_counter() - began
             versions[version] = cleaned
+            if in_sample:
+                fitted[version] = in_sample_excess(
+                    model,
+                    fname,
+                    data_fname,
+                    witnesses,
+                    band,
+                    GPS_START + spans[0] - (spans[2] - CONTEXT),
+                    GPS_START + spans[0],
+                )
 
     # where DeepClean's cleaned span starts in the test arrays
     offset = round((cleaned_t0 - t0) * SAMPLE_RATE)
@@ -513,6 +585,8 @@ def run_family(
             "injection": injection_residual(evaluation, key),
             **times[key],
         }
+        if key in fitted:
+            metrics[key]["in_sample"] = fitted[key]
     return metrics
 
 
@@ -583,6 +657,19 @@ def print_table(table: dict[str, dict[str, dict[str, float]]]) -> None:
                 f"{family:>15} {learned} ahead of {' and '.join(rivals)} "
                 f"on excess: {'ok' if ahead else 'NO'}"
             )
+
+
+def print_in_sample(table: dict[str, dict[str, dict[str, float]]]) -> None:
+    """Each DeepClean version's excess in its training span against the
+    test span's (``--in-sample``)."""
+    print("\nexcess over ideal, in-sample (training span) / test span")
+    for family, versions in table.items():
+        for version, metrics in versions.items():
+            if "in_sample" in metrics:
+                print(
+                    f"{family:>15} {version:>24} {metrics['in_sample']:.4f} "
+                    f"/ {metrics['excess']:.4f}"
+                )
 
 
 def plot_table(
@@ -710,6 +797,12 @@ def main() -> None:
         help=f"also train DeepClean on the strain NOMAD leaves and clean "
         f"after NOMAD (row {HYBRID!r})",
     )
+    parser.add_argument(
+        "--in-sample",
+        action="store_true",
+        help="also score every DeepClean version on the end of its own "
+        "training span (over- or underfitting)",
+    )
     arguments = parser.parse_args()
     ablations = {}
     for ablation in arguments.ablation:
@@ -751,6 +844,7 @@ def main() -> None:
                         folder,
                         baselines=not arguments.no_baselines,
                         hybrid=arguments.hybrid,
+                        in_sample=arguments.in_sample,
                     )
                 )
             table[family] = mean_over_seeds(results)
@@ -759,6 +853,8 @@ def main() -> None:
         f"{time.perf_counter() - began:.0f} s"
     )
     print_table(table)
+    if arguments.in_sample:
+        print_in_sample(table)
     if arguments.plot is not None:
         plot_table(table, arguments.plot)
         print(f"plot: {arguments.plot}")

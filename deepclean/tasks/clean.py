@@ -193,8 +193,11 @@ class Clean(CleanParameters, law.LocalWorkflow, CondorWorkflow):
 
 class Evaluate(CleanParameters):
     """Report on the longest cleaned stretch: DeepClean against Wiener
-    baselines (fitted on the training span) and, for simulated data, the
-    ideal."""
+    baselines and NOMAD (fitted on the Train task's training span, also
+    for a given ``--model``) and, for simulated data, the ideal. A
+    stretch that overlaps that span or the model's own training and
+    validation spans is refused (the report would overstate the methods
+    fitted there)."""
 
     report_dir = shared(
         PathParameter,
@@ -275,8 +278,6 @@ class Evaluate(CleanParameters):
         ]
         if self.use_wandb:
             args.append("--wandb.enabled=true")
-        if self.model:
-            return [*args, f"--train_file={path}"]
         train_file = self.fetched_path(Train.req(self).training_file())
         file_start = next(
             start

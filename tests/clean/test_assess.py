@@ -135,6 +135,62 @@ def test_mains_channel_must_be_a_witness(cleaned_run, tmp_path):
     assert not (tmp_path / "report").exists()
 
 
+@pytest.mark.parametrize(
+    ("train_start", "train_end", "what"),
+    [
+        (START + 64, START + 300, "the baselines' training span"),
+        (None, None, "the baselines' training span"),
+    ],
+)
+def test_baselines_fitted_on_the_stretch_are_refused(
+    cleaned_run, tmp_path, train_start, train_end, what
+):
+    root, data, model = cleaned_run
+    with pytest.raises(ValueError) as error:
+        assess(
+            model,
+            data,
+            root / "cleaned",
+            tmp_path / "report",
+            start=START + 256,
+            end=START + 320,
+            train_file=data,
+            mains_channel=MAINS,
+            train_start=train_start,
+            train_end=train_end,
+        )
+    message = str(error.value)
+    assert f"overlaps {what}" in message
+    assert "--train_start" in message
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("key", ["train_span", "valid_span"])
+def test_a_stretch_the_model_was_fitted_on_is_refused(
+    cleaned_run, tmp_path, key
+):
+    root, data, _ = cleaned_run
+    model = save_exported_model(
+        MainsLine(1e-24),
+        {
+            "strain_channel": STRAIN,
+            "witnesses": WITNESSES,
+            "sample_rate": SAMPLE_RATE,
+            "bands": [[55.0, 65.0]],
+            "cleaning": CleaningConfig(
+                sample_rate=SAMPLE_RATE, bands=((55.0, 65.0),)
+            ).to_dict(),
+            key: [START + 330, START + 340],
+        },
+        tmp_path / "model.pt",
+    )
+    with pytest.raises(ValueError, match="overlaps the model's"):
+        assess_run((root, data, model), tmp_path / "report", START + 380)
+    # a stretch that ends where the span starts is out of sample
+    assess_run((root, data, model), tmp_path / "report", START + 330)
+    assert (tmp_path / "report").exists()
+
+
 def test_cleaned_span_must_be_covered(cleaned_run):
     root, _, _ = cleaned_run
     values = read_cleaned(

@@ -331,8 +331,19 @@ class TestClean:
         )
 
 
-def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
-    task = _task(Evaluate, run_dir, train_offset=0.0, train_duration=2048.0)
+@pytest.mark.parametrize("given_model", [False, True])
+def test_evaluate_uses_longest_cleaned_span_and_training_span(
+    run_dir, given_model
+):
+    options = {"train_offset": 0.0, "train_duration": 2048.0}
+    if given_model:
+        # a given model's baselines fit on the Train task's span too, never
+        # on the evaluated file
+        model = run_dir / "mine" / "model.pt"
+        model.parent.mkdir()
+        model.write_bytes(b"weights")
+        options["model"] = str(model)
+    task = _task(Evaluate, run_dir, **options)
     clean_dir = Path(task.clean_folder())
     clean_dir.mkdir(parents=True)
     summary = {"cleaned": [[T0 + 4098, T0 + 6142]]}
@@ -344,6 +355,9 @@ def test_evaluate_uses_longest_cleaned_span_and_training_span(run_dir):
     assert "--wandb.enabled=true" not in command
     assert float(_arg(command, "--start=")) == T0 + 4098
     assert float(_arg(command, "--end=")) == T0 + 6142
+    assert _arg(command, "--train_file=") == str(
+        run_dir / "data" / "demo" / f"deepclean-{T0}-4096.hdf5"
+    )
     assert float(_arg(command, "--train_start=")) == T0
     assert float(_arg(command, "--train_end=")) == T0 + 2048
     assert _arg(command, "--mains_channel=") == "H1:PEM-CS_MAINSMON_EBAY_1_DQ"

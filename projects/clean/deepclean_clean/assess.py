@@ -89,6 +89,43 @@ def deepclean_label(metadata: dict) -> str:
     return "DeepClean" if subtracted is None else f"{subtracted} + DeepClean"
 
 
+def check_out_of_sample(
+    start: float,
+    end: float,
+    fitted: dict[str, tuple[float, float] | list[float] | None],
+) -> None:
+    """Refuse to evaluate on data a method was fitted on.
+
+    A method scores better on its own training data than on new data
+    (on the simulated nonlinear coupling family one carrier-modulation
+    network's excess over ideal is several times smaller there, see
+    ``benchmarks/families.py --in-sample``), so a report over such a
+    stretch would overstate it.
+
+    Args:
+        start: GPS start of the evaluated stretch, s.
+        end: GPS end, s.
+        fitted: GPS ``(start, end)`` of each span a method was fitted or
+            validated on, by what it is (``None``: not recorded).
+
+    Raises:
+        ValueError: the stretch overlaps one of them.
+    """
+    for what, span in fitted.items():
+        if span is None:
+            continue
+        first, last = span
+        if start < last and first < end:
+            raise ValueError(
+                f"the evaluated stretch [{gps_text(start)}, {gps_text(end)})"
+                f" overlaps {what} [{gps_text(first)}, {gps_text(last)}): "
+                "a method scores better on the data it was fitted on, so "
+                "the report would overstate it; evaluate a stretch outside "
+                "it (--start, --end) or fit the baselines elsewhere "
+                "(--train_file, --train_start, --train_end)"
+            )
+
+
 def assess(
     model: Path,
     data_file: Path,
@@ -129,7 +166,9 @@ def assess(
             modulation witnesses).
         train_start: GPS start of the baselines' training span; file
             start when None.
-        train_end: GPS end of that span; file end when None.
+        train_end: GPS end of that span; file end when None. Neither
+            that span nor the model's training and validation spans (its
+            metadata's) may overlap ``[start, end)``.
         channel_suffix: cleaned strain is ``{strain}{suffix}``.
         fftlength: Welch segment length of the evaluation ASDs, s.
         wiener_fftlength: Welch segment length of the Wiener fit, s.
@@ -141,6 +180,11 @@ def assess(
     Returns:
         The headline numbers per version (in-band ASD ratio, range gain,
         excess over ideal ...), also in ``evaluation.json``.
+
+    Raises:
+        ValueError: the stretch overlaps a span the model or the
+            baselines were fitted on, or the mains channel is not one of
+            the model's witnesses.
     """
     from deepclean_clean.evaluate import evaluate
     from deepclean_clean.nomad import nomad_baseline
@@ -159,6 +203,19 @@ def assess(
             "pass the fetched files, not a classical stage's residuals",
         )
     _, metadata = load_exported_model(model)
+    train_info = file_info(train_file)
+    check_out_of_sample(
+        start,
+        end,
+        {
+            "the model's training span": metadata.get("train_span"),
+            "the model's validation span": metadata.get("valid_span"),
+            "the baselines' training span": (
+                train_info.t0 if train_start is None else train_start,
+                train_info.end if train_end is None else train_end,
+            ),
+        },
+    )
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])
     bands = metadata["bands"]

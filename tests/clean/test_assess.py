@@ -33,6 +33,24 @@ class MainsLine(torch.nn.Module):
         return witnesses[:, 2] * self.scale
 
 
+def save_mains_model(path, **metadata):
+    """Export :class:`MainsLine` with the test's channels and band, and
+    further ``metadata``."""
+    config = CleaningConfig(sample_rate=SAMPLE_RATE, bands=((55.0, 65.0),))
+    return save_exported_model(
+        MainsLine(1e-24),
+        {
+            "strain_channel": STRAIN,
+            "witnesses": WITNESSES,
+            "sample_rate": SAMPLE_RATE,
+            "bands": [[55.0, 65.0]],
+            "cleaning": config.to_dict(),
+            **metadata,
+        },
+        path,
+    )
+
+
 @pytest.fixture(scope="module")
 def cleaned_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
@@ -47,18 +65,7 @@ def cleaned_run(tmp_path_factory):
         seed=4,
         progress=False,
     )
-    config = CleaningConfig(sample_rate=SAMPLE_RATE, bands=((55.0, 65.0),))
-    model = save_exported_model(
-        MainsLine(1e-24),
-        {
-            "strain_channel": STRAIN,
-            "witnesses": WITNESSES,
-            "sample_rate": SAMPLE_RATE,
-            "bands": [[55.0, 65.0]],
-            "cleaning": config.to_dict(),
-        },
-        root / "model" / "model.pt",
-    )
+    model = save_mains_model(root / "model" / "model.pt")
     clean(
         model,
         [data],
@@ -72,10 +79,14 @@ def cleaned_run(tmp_path_factory):
 
 
 def assess_run(
-    cleaned_run, output_dir, end: float, mains_channel: str = MAINS
+    cleaned_run,
+    output_dir,
+    end: float,
+    mains_channel: str = MAINS,
+    **options,
 ) -> dict:
     """Evaluate the cleaned run from START + 256 to ``end``, baselines
-    fitted on the 256 s before."""
+    fitted on the 256 s before unless ``options`` say otherwise."""
     root, data, model = cleaned_run
     return assess(
         model,
@@ -86,8 +97,7 @@ def assess_run(
         end=end,
         train_file=data,
         mains_channel=mains_channel,
-        train_start=START,
-        train_end=START + 256,
+        **{"train_start": START, "train_end": START + 256, **options},
     )
 
 
@@ -145,17 +155,11 @@ def test_mains_channel_must_be_a_witness(cleaned_run, tmp_path):
 def test_baselines_fitted_on_the_stretch_are_refused(
     cleaned_run, tmp_path, train_start, train_end, what
 ):
-    root, data, model = cleaned_run
     with pytest.raises(ValueError) as error:
-        assess(
-            model,
-            data,
-            root / "cleaned",
+        assess_run(
+            cleaned_run,
             tmp_path / "report",
-            start=START + 256,
-            end=START + 320,
-            train_file=data,
-            mains_channel=MAINS,
+            START + 320,
             train_start=train_start,
             train_end=train_end,
         )
@@ -170,19 +174,8 @@ def test_a_stretch_the_model_was_fitted_on_is_refused(
     cleaned_run, tmp_path, key
 ):
     root, data, _ = cleaned_run
-    model = save_exported_model(
-        MainsLine(1e-24),
-        {
-            "strain_channel": STRAIN,
-            "witnesses": WITNESSES,
-            "sample_rate": SAMPLE_RATE,
-            "bands": [[55.0, 65.0]],
-            "cleaning": CleaningConfig(
-                sample_rate=SAMPLE_RATE, bands=((55.0, 65.0),)
-            ).to_dict(),
-            key: [START + 330, START + 340],
-        },
-        tmp_path / "model.pt",
+    model = save_mains_model(
+        tmp_path / "model.pt", **{key: [START + 330, START + 340]}
     )
     with pytest.raises(ValueError, match="overlaps the model's"):
         assess_run((root, data, model), tmp_path / "report", START + 380)
@@ -207,18 +200,10 @@ def test_report_logged_to_wandb_offline(cleaned_run, tmp_path, monkeypatch):
     from deepclean_tracking import WandbSettings
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    root, data, model = cleaned_run
-    headline = assess(
-        model,
-        data,
-        root / "cleaned",
+    headline = assess_run(
+        cleaned_run,
         tmp_path / "report",
-        start=START + 256,
-        end=START + 320,
-        train_file=data,
-        mains_channel=MAINS,
-        train_start=START,
-        train_end=START + 256,
+        START + 320,
         wandb=WandbSettings(enabled=True, group="test", tags=["ci"]),
     )
     (run,) = (tmp_path / "report" / "wandb").glob("offline-run-*")

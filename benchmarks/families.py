@@ -74,9 +74,9 @@ from the data's (witness sensor noise; the ``*_exact`` presets remove
 it).
 
 ``--in-sample`` also scores every DeepClean version on the last
-``TEST - 8`` s of its own training span (column ``in-sample``, excess
-over ideal): against the test span's excess it tells overfitting (the
-gap) from underfitting (both high).
+``TEST - 8`` s of its own training span and prints, after the table,
+its excess over ideal there against the test span's: a gap is
+overfitting, both high is underfitting.
 
 ``--plot PNG`` also draws the table as bars, a row of panels per
 family (excess, coupled power left, range gain, each against its

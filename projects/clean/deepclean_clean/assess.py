@@ -194,16 +194,17 @@ def assess(
     from deepclean_io.hdf5 import check_subtracted, file_info, read_timeseries
     from deepclean_io.truth import read_truth
 
-    for path in (data_file, train_file):
+    infos = {path: file_info(path) for path in (data_file, train_file)}
+    for path, info in infos.items():
         check_subtracted(
             path,
-            file_info(path),
+            info,
             None,
             "the evaluation (it measures every method against the raw strain)",
             "pass the fetched files, not a classical stage's residuals",
         )
     _, metadata = load_exported_model(model)
-    train_info = file_info(train_file)
+    train_info = infos[train_file]
     check_out_of_sample(
         start,
         end,

@@ -173,8 +173,11 @@ def test_a_stretch_the_model_was_fitted_on_is_refused(
     model = save_mains_model(
         tmp_path / "model.pt", **{key: [START + 330, START + 340]}
     )
-    with pytest.raises(ValueError, match="overlaps the model's"):
+    with pytest.raises(ValueError, match="overlaps the model's") as error:
         assess_run((root, data, model), tmp_path / "report", START + 380)
+    # the model's spans are fixed: only the stretch can move
+    assert "--start" in str(error.value)
+    assert "--train_start" not in str(error.value)
     # a stretch that ends where the span starts is out of sample
     assess_run((root, data, model), tmp_path / "report", START + 330)
     assert (tmp_path / "report").exists()

@@ -93,6 +93,7 @@ def check_out_of_sample(
     start: float,
     end: float,
     fitted: dict[str, tuple[float, float] | list[float] | None],
+    remedy: str,
 ) -> None:
     """Refuse to evaluate on data a method was fitted on.
 
@@ -107,6 +108,7 @@ def check_out_of_sample(
         end: GPS end, s.
         fitted: GPS ``(start, end)`` of each span a method was fitted or
             validated on, by what it is (``None``: not recorded).
+        remedy: What the user can do instead, for the error message.
 
     Raises:
         ValueError: the stretch overlaps one of them.
@@ -120,9 +122,7 @@ def check_out_of_sample(
                 f"the evaluated stretch [{gps_text(start)}, {gps_text(end)})"
                 f" overlaps {what} [{gps_text(first)}, {gps_text(last)}): "
                 "a method scores better on the data it was fitted on, so "
-                "the report would overstate it; evaluate a stretch outside "
-                "it (--start, --end) or fit the baselines elsewhere "
-                "(--train_file, --train_start, --train_end)"
+                f"the report would overstate it; {remedy}"
             )
 
 
@@ -204,18 +204,28 @@ def assess(
             "pass the fetched files, not a classical stage's residuals",
         )
     _, metadata = load_exported_model(model)
-    train_info = infos[train_file]
+    outside = "evaluate a stretch outside it (--start, --end)"
     check_out_of_sample(
         start,
         end,
         {
             "the model's training span": metadata.get("train_span"),
             "the model's validation span": metadata.get("valid_span"),
+        },
+        outside,
+    )
+    train_info = infos[train_file]
+    check_out_of_sample(
+        start,
+        end,
+        {
             "the baselines' training span": (
                 train_info.t0 if train_start is None else train_start,
                 train_info.end if train_end is None else train_end,
-            ),
+            )
         },
+        f"{outside} or fit the baselines elsewhere (--train_file, "
+        "--train_start, --train_end)",
     )
     strain_channel = metadata["strain_channel"]
     witnesses = list(metadata["witnesses"])
